@@ -1,0 +1,1 @@
+"""The HTTP API's logic, independent of Lambda: operations, problem documents, OpenAPI."""

@@ -1,0 +1,137 @@
+"""The OpenAPI 3.1 document served at GET /v1/openapi.json, generated from the pydantic models."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from mailrelay.models.send_request import SendRequest
+from mailrelay.models.status import MessageStatus
+
+_REF = "#/components/schemas/{model}"
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}  # fmt: skip
+
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "retryable": {"type": "boolean"},
+        "errors": {
+            "type": "array",
+            "items": {"type": "object", "required": ["field", "detail"],
+                      "properties": {"field": {"type": "string"}, "detail": {"type": "string"}}},
+        },
+    },
+}  # fmt: skip
+
+_ACCEPTED = {
+    "type": "object",
+    "required": ["id", "status"],
+    "properties": {"id": {"type": "string"}, "status": {"type": "string", "enum": ["queued", "scheduled"]}},
+}
+
+_COMMON_ERRORS = {
+    "400": _problem("The body is not JSON"),
+    "401": _problem("Missing, unknown or revoked API key"),
+    "403": _problem("The sender or From: is not allowed for this client"),
+    "409": _problem("Idempotency-Key reused with another body, or still in flight"),
+    "413": _problem("The message is larger than the limit"),
+    "422": _problem("The request is invalid; `errors` names each field"),
+    "503": _problem("Storage unavailable; nothing was accepted; retry after Retry-After seconds"),
+}
+
+_IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Same key and same body: the first response again. Same key, other body: 409.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+}  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    send = SendRequest.model_json_schema(by_alias=True, ref_template=_REF)
+    status = MessageStatus.model_json_schema(by_alias=True, ref_template=_REF, mode="serialization")
+    schemas: dict[str, Any] = {**send.pop("$defs", {}), **status.pop("$defs", {})}
+    schemas["SendRequest"] = send
+    schemas["MessageStatus"] = status
+    schemas["Problem"] = _PROBLEM_SCHEMA
+    schemas["Accepted"] = _ACCEPTED
+    schemas["BatchRequest"] = {
+        "type": "object", "required": ["messages"], "additionalProperties": False,
+        "properties": {"messages": {"type": "array", "minItems": 1, "maxItems": 100,
+                                    "items": {"$ref": _REF.format(model="SendRequest")}}},
+    }  # fmt: skip
+    schemas["BatchResult"] = {
+        "type": "object",
+        "properties": {"results": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "string"}, "status": {"type": "string"},
+            "error": {"$ref": _REF.format(model="Problem")}}}}},
+    }  # fmt: skip
+    json_body = {"required": True, "content": {"application/json": {"schema": {}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "mailrelay", "version": "1", "description": "Outbound email: queue a message, track it."},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"apiKey": []}],
+        "paths": {
+            "/v1/messages": {
+                "post": {
+                    "operationId": "sendMessage",
+                    "summary": "Queue one message",
+                    "parameters": [_IDEMPOTENCY_HEADER],
+                    "requestBody": _with_schema(json_body, "SendRequest"),
+                    "responses": {"202": _json("Accepted and durably queued", "Accepted"), **_COMMON_ERRORS},
+                }
+            },
+            "/v1/messages/batch": {
+                "post": {
+                    "operationId": "sendBatch",
+                    "summary": "Queue up to 100 messages; each item is accepted or refused on its own",
+                    "parameters": [_IDEMPOTENCY_HEADER],
+                    "requestBody": _with_schema(json_body, "BatchRequest"),
+                    "responses": {"200": _json("Per-item results", "BatchResult"), **_COMMON_ERRORS},
+                }
+            },
+            "/v1/messages/{id}": {
+                "get": {
+                    "operationId": "getMessage",
+                    "summary": "Status of a message sent by this client",
+                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": _json("The status record", "MessageStatus"),
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such message for this client"),
+                    },
+                }
+            },
+            "/v1/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {"200": {"description": "OpenAPI document", "content": {"application/json": {}}}},
+                }
+            },
+        },
+    }
+
+
+def _json(description: str, model: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": _REF.format(model=model)}}}}  # fmt: skip
+
+
+def _with_schema(body: dict[str, Any], model: str) -> dict[str, Any]:
+    return {**body, "content": {"application/json": {"schema": {"$ref": _REF.format(model=model)}}}}

@@ -1,0 +1,127 @@
+"""What each route does, in terms of the core: authenticate, validate, submit, report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from mailrelay.api.idempotency import IdempotentRunner, check_key
+from mailrelay.api.problems import MalformedBody, from_validation_error, problem_for
+from mailrelay.clients import ClientService, bearer_token
+from mailrelay.compose import from_request
+from mailrelay.errors import InvalidRequest, MailrelayError, MessageTooLarge, NotFound
+from mailrelay.ids import is_message_id
+from mailrelay.models.client import Client
+from mailrelay.models.send_request import SendRequest
+from mailrelay.settings import Settings
+from mailrelay.adapters.dynamo_messages import DynamoStatusStore
+from mailrelay.submission import Accepted, Submission, SubmissionService, utcnow
+
+MAX_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+
+
+class ApiOperations:
+    def __init__(
+        self,
+        settings: Settings,
+        clients: ClientService,
+        submissions: SubmissionService,
+        statuses: DynamoStatusStore,
+        idempotency: IdempotentRunner,
+    ) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.submissions = submissions
+        self.statuses = statuses
+        self.idempotency = idempotency
+
+    def authenticate(self, authorization: str | None) -> Client:
+        return self.clients.authenticate(bearer_token(authorization))
+
+    def _json(self, body: bytes | None) -> Any:
+        # base64 and JSON escapes make the body larger than the message it describes
+        if body is not None and len(body) > self.settings.max_message_bytes * 4 // 3 + 65536:
+            raise MessageTooLarge(len(body), self.settings.max_message_bytes)
+        if not body:
+            raise MalformedBody.at("body", "a JSON request body is required")
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise MalformedBody.at("body", "the body is not valid JSON") from None
+
+    def _idempotent(self, client: Client, key: str | None, parsed: Any, operation: Any) -> dict[str, Any]:
+        if key is None:
+            result: dict[str, Any] = operation()
+            return result
+        fingerprint = hashlib.sha256(json.dumps(parsed, sort_keys=True).encode()).hexdigest()
+        return self.idempotency.run(client.id, check_key(key), fingerprint, operation)
+
+    def send(self, client: Client, body: bytes | None, idempotency_key: str | None) -> Reply:
+        parsed = self._json(body)
+        if idempotency_key is not None:
+            check_key(idempotency_key)
+
+        def operation() -> dict[str, Any]:
+            submission = self._submission(parsed, prefix="")
+            accepted = self.submissions.submit(client, submission)
+            return {"id": accepted.id, "status": accepted.status}
+
+        return Reply(202, self._idempotent(client, idempotency_key, parsed, operation))
+
+    def send_batch(self, client: Client, body: bytes | None, idempotency_key: str | None) -> Reply:
+        parsed = self._json(body)
+        if idempotency_key is not None:
+            check_key(idempotency_key)
+        if not isinstance(parsed, dict) or set(parsed) != {"messages"} or not isinstance(parsed["messages"], list):
+            raise InvalidRequest.at("messages", 'the body must be {"messages": [...]}')
+        items = parsed["messages"]
+        if not 1 <= len(items) <= MAX_BATCH:
+            raise InvalidRequest.at("messages", f"send between 1 and {MAX_BATCH} messages")
+
+        def operation() -> dict[str, Any]:
+            subs: list[Submission | MailrelayError] = []
+            for i, item in enumerate(items):
+                try:
+                    subs.append(self._submission(item, prefix=f"messages[{i}]"))
+                except MailrelayError as exc:
+                    subs.append(exc)
+            results = self.submissions.submit_batch(client, subs)
+            return {"results": [self._item(r) for r in results]}
+
+        return Reply(200, self._idempotent(client, idempotency_key, parsed, operation))
+
+    @staticmethod
+    def _item(result: Accepted | MailrelayError) -> dict[str, Any]:
+        if isinstance(result, Accepted):
+            return {"id": result.id, "status": result.status}
+        problem = problem_for(result)
+        return {"error": problem.body()}
+
+    def _submission(self, data: Any, prefix: str) -> Submission:
+        try:
+            request = SendRequest.model_validate(data)
+        except ValidationError as exc:
+            raise from_validation_error(exc, prefix) from None
+        try:
+            return from_request(request, self.settings, utcnow())
+        except InvalidRequest as exc:
+            if prefix:
+                for p in exc.problems:
+                    object.__setattr__(p, "field", f"{prefix}.{p.field}")
+            raise
+
+    def get_message(self, client: Client, message_id: str) -> Reply:
+        status = self.statuses.get(message_id) if is_message_id(message_id) else None
+        if status is None or status.client_id != client.id:
+            raise NotFound(f"no message {message_id!r} for this client")
+        return Reply(200, status.public_view())

@@ -1,0 +1,41 @@
+"""Canonical wire form of a message: CRLF line endings only, no NUL, lines of at most 998 octets.
+
+Everything queued is in this form, so delivery can hand the bytes to any SMTP server and
+no stray CR or LF can ever end DATA early there (SMTP smuggling).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from mailrelay.errors import InvalidRequest
+
+MAX_LINE_OCTETS = 998
+_ANY_EOL = re.compile(rb"\r\n|\r|\n")
+
+BareNewlinePolicy = Literal["reject", "normalize"]
+
+
+def has_bare_newline(data: bytes) -> bool:
+    crlf = data.count(b"\r\n")
+    return data.count(b"\r") != crlf or data.count(b"\n") != crlf
+
+
+def canonicalize(data: bytes, *, bare_newlines: BareNewlinePolicy, field: str = "message") -> bytes:
+    """Return ``data`` in canonical form, or raise InvalidRequest saying what is wrong with it."""
+    if b"\x00" in data:
+        raise InvalidRequest.at(field, "the message contains a NUL byte")
+    if has_bare_newline(data):
+        if bare_newlines == "reject":
+            raise InvalidRequest.at(field, "the message contains a bare CR or LF (lines must end with CRLF)")
+        data = _ANY_EOL.sub(b"\r\n", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    if len(data) > MAX_LINE_OCTETS and _longest_line(data) > MAX_LINE_OCTETS:
+        raise InvalidRequest.at(field, f"a line is longer than {MAX_LINE_OCTETS} octets")
+    return data
+
+
+def _longest_line(data: bytes) -> int:
+    return max(map(len, data.split(b"\r\n")))

@@ -1,0 +1,85 @@
+"""Turns what arrived (a JSON send request, raw bytes) into a Submission in canonical form."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from email.utils import format_datetime
+
+from mailrelay.canonical import BareNewlinePolicy, canonicalize
+from mailrelay.errors import MessageTooLarge
+from mailrelay.ids import message_id_header, new_message_id
+from mailrelay.message_headers import read_headers
+from mailrelay.mime_builder import build_message, needs_smtputf8
+from mailrelay.models.send_request import SendRequest
+from mailrelay.settings import Settings
+from mailrelay.submission import FieldNames, Submission
+
+_RAW_FIELDS = FieldNames(
+    envelope_from="raw.mail_from", recipients="raw.rcpt_to", headers="raw.data"
+)
+
+
+def add_missing_headers(data: bytes, message_id: str, domain: str, now: datetime, field: str) -> bytes:
+    """Prepend Message-ID and Date when the message lacks them (RFC 6409 §8); change nothing else."""
+    summary = read_headers(data, field)
+    extra = b""
+    if not summary.has_message_id:
+        extra += f"Message-ID: {message_id_header(message_id, domain)}\r\n".encode("ascii")
+    if not summary.has_date:
+        extra += f"Date: {format_datetime(now)}\r\n".encode("ascii")
+    return extra + data
+
+
+def _estimated_size(request: SendRequest) -> int:
+    attachments = sum(len(a.content) * 3 // 4 for a in request.attachments)
+    return attachments + len((request.text or "").encode()) + len((request.html or "").encode())
+
+
+def from_request(request: SendRequest, settings: Settings, now: datetime) -> Submission:
+    message_id = new_message_id()
+    tags = {t.name: t.value for t in request.tags}
+    common = {
+        "message_id": message_id, "source": "api", "send_at": request.send_at, "expires_at": request.expires_at,
+        "delivery": request.delivery, "tags": tags, "metadata": dict(request.metadata),
+    }  # fmt: skip
+    if request.raw is not None:
+        raw = request.raw
+        if len(raw.data) * 3 // 4 > settings.max_message_bytes:
+            raise MessageTooLarge(len(raw.data) * 3 // 4, settings.max_message_bytes)
+        data = canonicalize(base64.b64decode(raw.data), bare_newlines="normalize", field="raw.data")
+        data = add_missing_headers(data, message_id, settings.message_id_domain, now, "raw.data")
+        smtputf8 = any(ord(c) > 127 for c in raw.mail_from + "".join(raw.rcpt_to))
+        return Submission(
+            mail_from=raw.mail_from, rcpt_to=tuple(raw.rcpt_to), data=data, smtputf8=smtputf8,
+            fields=_RAW_FIELDS, **common,  # type: ignore[arg-type]
+        )  # fmt: skip
+    assert request.from_ is not None
+    estimate = _estimated_size(request)
+    if estimate > settings.max_message_bytes:
+        raise MessageTooLarge(estimate, settings.max_message_bytes)
+    built = build_message(
+        request, message_id_header=message_id_header(message_id, settings.message_id_domain), date=now
+    )
+    rcpt = tuple(dict.fromkeys(b.email for b in (*request.to, *request.cc, *request.bcc)))
+    return Submission(
+        mail_from=request.from_.email, rcpt_to=rcpt,
+        data=canonicalize(built, bare_newlines="reject", field="message"),
+        smtputf8=needs_smtputf8(request) or any(ord(c) > 127 for c in "".join(rcpt)),
+        **common,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def from_smtp(
+    *, mail_from: str, rcpt_to: list[str], data: bytes, settings: Settings, now: datetime,
+    bare_newlines: BareNewlinePolicy, smtputf8: bool, received: bytes = b"",
+) -> Submission:  # fmt: skip
+    """A message received by the SMTP bridge: canonicalised, with Message-ID/Date and Received added."""
+    message_id = new_message_id()
+    canonical = canonicalize(data, bare_newlines=bare_newlines, field="message")
+    canonical = received + add_missing_headers(canonical, message_id, settings.message_id_domain, now, "message")
+    return Submission(
+        message_id=message_id, mail_from=mail_from, rcpt_to=tuple(rcpt_to), data=canonical,
+        source="smtp", smtputf8=smtputf8,
+        fields=FieldNames(envelope_from="MAIL FROM", recipients="RCPT TO", headers="header"),
+    )  # fmt: skip

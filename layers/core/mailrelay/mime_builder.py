@@ -1,0 +1,85 @@
+"""Builds the RFC 5322 message for a structured send request with the standard library."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from email import policy as email_policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from mailrelay.addresses import parse_address
+from mailrelay.models.send_request import Attachment, Mailbox, SendRequest
+
+# 7bit bodies (quoted-printable/base64) reach every upstream, with or without 8BITMIME.
+_ASCII_POLICY = email_policy.SMTP.clone(cte_type="7bit")
+_UTF8_POLICY = email_policy.SMTPUTF8.clone(cte_type="7bit")
+
+
+def needs_smtputf8(request: SendRequest) -> bool:
+    boxes = [request.from_, *request.to, *request.cc, *request.reply_to]
+    return any(parse_address(b.email, "").needs_smtputf8 for b in boxes if b is not None)
+
+
+def _address(box: Mailbox) -> Address:
+    return parse_address(box.email, "").header_address(box.name)
+
+
+def build_message(request: SendRequest, *, message_id_header: str, date: datetime) -> bytes:
+    """The message as canonical CRLF bytes. Bcc never appears in it (it lives in the envelope)."""
+    assert request.from_ is not None
+    utf8 = needs_smtputf8(request)
+    msg = EmailMessage(policy=_UTF8_POLICY if utf8 else _ASCII_POLICY)
+    msg["From"] = _address(request.from_)
+    if request.to:
+        msg["To"] = [_address(b) for b in request.to]
+    if request.cc:
+        msg["Cc"] = [_address(b) for b in request.cc]
+    if request.reply_to:
+        msg["Reply-To"] = [_address(b) for b in request.reply_to]
+    if request.subject is not None:
+        msg["Subject"] = request.subject
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = message_id_header
+    for name, value in request.headers.items():
+        msg[name] = value
+
+    inline = [a for a in request.attachments if a.content_id]
+    regular = [a for a in request.attachments if not a.content_id]
+    _set_body(msg, request.text, request.html, inline)
+    for attachment in regular:
+        _add(msg, attachment, inline_part=False)
+    return msg.as_bytes()
+
+
+def _set_body(msg: EmailMessage, text: str | None, html: str | None, inline: list[Attachment]) -> None:
+    if text is not None:
+        msg.set_content(text)
+        if html is None:
+            # Inline parts without HTML to reference them are still attached, as related parts.
+            for attachment in inline:
+                _add(msg, attachment, inline_part=True)
+            return
+        msg.add_alternative(html, subtype="html")
+        html_part = msg.get_payload()[-1]
+        assert isinstance(html_part, EmailMessage)
+        for attachment in inline:
+            _add(html_part, attachment, inline_part=True)
+        return
+    assert html is not None
+    msg.set_content(html, subtype="html")
+    for attachment in inline:
+        _add(msg, attachment, inline_part=True)
+
+
+def _add(part: EmailMessage, attachment: Attachment, *, inline_part: bool) -> None:
+    maintype, _, subtype = attachment.content_type.partition("/")
+    data = base64.b64decode(attachment.content)
+    if inline_part:
+        part.add_related(
+            data, maintype, subtype, cid=f"<{attachment.content_id}>",
+            disposition="inline", filename=attachment.filename,
+        )  # fmt: skip
+    else:
+        part.add_attachment(data, maintype, subtype, filename=attachment.filename)

@@ -1,0 +1,55 @@
+"""Reusable annotated types: every header-bearing string is checked once, here."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+from mailrelay.addresses import describe_char, find_forbidden_char, parse_address
+from mailrelay.errors import InvalidRequest
+
+
+def _header_safe(value: str) -> str:
+    bad = find_forbidden_char(value)
+    if bad is not None:
+        raise ValueError(f"control or line-break character {describe_char(bad)} is not allowed")
+    return value
+
+
+def _email(value: str) -> str:
+    try:
+        return parse_address(value, "").smtp
+    except InvalidRequest as exc:
+        raise ValueError(exc.problems[0].detail) from None
+
+
+_FIELD_NAME = re.compile(r"^[\x21-\x39\x3b-\x7e]{1,76}$")  # RFC 5322 ftext, kept short enough to fold
+
+
+def _header_name(value: str) -> str:
+    if not _FIELD_NAME.match(value):
+        raise ValueError("header names are 1-76 printable ASCII characters without ':' or spaces")
+    return value
+
+
+def _base64(value: str) -> str:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not valid base64 (RFC 4648, no line breaks)") from None
+    return value
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str | dict) else value
+
+
+HeaderText = Annotated[str, AfterValidator(_header_safe)]
+EmailAddress = Annotated[str, Field(min_length=3, max_length=320), AfterValidator(_email)]
+HeaderName = Annotated[str, AfterValidator(_header_name)]
+Base64Text = Annotated[str, AfterValidator(_base64)]
+OneOrMany = BeforeValidator(_one_or_many)

@@ -1,0 +1,115 @@
+"""What a client asks us to send: the JSON body of POST /v1/messages."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from mailrelay.models.fields import Base64Text, EmailAddress, HeaderName, HeaderText, OneOrMany
+
+# Headers we set ourselves or that describe MIME structure: a client may not supply them.
+RESERVED_HEADERS = frozenset(
+    {
+        "from", "sender", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id", "received",
+        "return-path", "dkim-signature", "mime-version",
+    }
+)  # fmt: skip
+
+
+class Mailbox(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailAddress
+    name: Annotated[HeaderText, Field(max_length=256)] | None = None
+
+
+def _mailbox(value: object) -> object:
+    return {"email": value} if isinstance(value, str) else value
+
+
+MailboxIn = Annotated[Mailbox, BeforeValidator(_mailbox)]
+MailboxList = Annotated[list[MailboxIn], OneOrMany, Field(max_length=1000)]
+
+
+class Attachment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filename: Annotated[HeaderText, Field(min_length=1, max_length=255)]
+    content_type: Annotated[
+        str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
+    ] = "application/octet-stream"
+    content: Base64Text
+    content_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]{1,200}$")] | None = None
+
+
+class Tag(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+    value: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:@-]{0,256}$")]
+
+
+class RawMessage(BaseModel):
+    """A complete RFC 5322 message and its SMTP envelope (Bcc recipients only live here)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Base64Text
+    mail_from: EmailAddress
+    rcpt_to: Annotated[list[EmailAddress], OneOrMany, Field(min_length=1, max_length=1000)]
+
+
+def _not_reserved(name: str) -> str:
+    lowered = name.lower()
+    if lowered in RESERVED_HEADERS or lowered.startswith("content-"):
+        raise ValueError(f"header {name!r} is set by mailrelay and may not be supplied")
+    return name
+
+
+CustomHeaderName = Annotated[HeaderName, AfterValidator(_not_reserved)]
+
+
+class SendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: MailboxIn | None = Field(None, alias="from")
+    to: MailboxList = []
+    cc: MailboxList = []
+    bcc: MailboxList = []
+    reply_to: MailboxList = []
+    subject: Annotated[HeaderText, Field(max_length=998)] | None = None
+    text: str | None = None
+    html: str | None = None
+    attachments: Annotated[list[Attachment], Field(max_length=100)] = []
+    headers: Annotated[dict[CustomHeaderName, Annotated[HeaderText, Field(max_length=998)]], Field(max_length=50)] = {}
+    tags: Annotated[list[Tag], Field(max_length=50)] = []
+    metadata: Annotated[
+        dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[str, Field(max_length=1024)]],
+        Field(max_length=50),
+    ] = {}
+    send_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+    delivery: Literal["at_least_once", "at_most_once"] = "at_least_once"
+    raw: RawMessage | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        structured = ("from_", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "attachments", "headers")
+        if self.raw is not None:
+            given = [("from" if n == "from_" else n) for n in structured if getattr(self, n)]
+            if given:
+                raise ValueError(f"'raw' cannot be combined with {', '.join(given)}")
+            return self
+        if self.from_ is None:
+            raise ValueError("'from' is required (or send a complete message in 'raw')")
+        if not (self.to or self.cc or self.bcc):
+            raise ValueError("at least one recipient is required in to, cc or bcc")
+        if self.text is None and self.html is None:
+            raise ValueError("'text' or 'html' is required")
+        return self
+
+    def recipient_count(self) -> int:
+        if self.raw is not None:
+            return len(self.raw.rcpt_to)
+        return len(self.to) + len(self.cc) + len(self.bcc)

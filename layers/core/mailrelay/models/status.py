@@ -1,0 +1,48 @@
+"""The status record of one message, as stored and as GET /v1/messages/{id} shows it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+MessageState = Literal["queued", "scheduled", "sending", "delivered", "deferred", "failed", "expired", "uncertain"]
+RecipientState = Literal["pending", "delivered", "deferred", "failed", "uncertain"]
+
+
+class SmtpReply(BaseModel):
+    code: int
+    enhanced: str | None = None
+    text: str = ""
+
+
+class RecipientStatus(BaseModel):
+    address: str
+    state: RecipientState = "pending"
+    reply: SmtpReply | None = None
+    updated_at: AwareDatetime | None = None
+
+
+class MessageStatus(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    client_id: str
+    state: MessageState
+    mail_from: str
+    recipients: list[RecipientStatus]
+    size: int
+    sha256: str
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    send_at: AwareDatetime | None = None
+    expires_at: AwareDatetime
+    delivery: Literal["at_least_once", "at_most_once"] = "at_least_once"
+    attempts: int = 0
+    last_error: str | None = None
+    source: Literal["api", "smtp"] = "api"
+    tags: dict[str, str] = {}
+    metadata: dict[str, str] = {}
+
+    def public_view(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"client_id"})

@@ -1,0 +1,52 @@
+"""All configuration, read once from the environment and validated loudly."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class Settings(BaseModel):
+    """Environment variables (upper-case aliases) shared by the API, the bridge and delivery."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+    queue_url: str = Field("", alias="MAILRELAY_QUEUE_URL")
+    payload_bucket: str = Field("", alias="MAILRELAY_PAYLOAD_BUCKET")
+    messages_table: str = Field("", alias="MAILRELAY_MESSAGES_TABLE")
+    clients_table: str = Field("", alias="MAILRELAY_CLIENTS_TABLE")
+    idempotency_table: str = Field("", alias="MAILRELAY_IDEMPOTENCY_TABLE")
+
+    message_id_domain: str = Field("mailrelay.local", alias="MAILRELAY_MESSAGE_ID_DOMAIN", min_length=1)
+    max_message_bytes: int = Field(10_000_000, alias="MAILRELAY_MAX_MESSAGE_BYTES", gt=0)
+    # Raw bytes kept in the SQS body (base64 adds a third); above this the payload goes to S3.
+    inline_payload_max_bytes: int = Field(
+        180_000, alias="MAILRELAY_INLINE_PAYLOAD_MAX_BYTES", ge=0, le=700_000
+    )
+    max_recipients: int = Field(50, alias="MAILRELAY_MAX_RECIPIENTS", ge=1, le=1000)
+    default_expiry_seconds: int = Field(3 * 86400, alias="MAILRELAY_DEFAULT_EXPIRY_SECONDS", ge=60)
+    max_expiry_seconds: int = Field(5 * 86400, alias="MAILRELAY_MAX_EXPIRY_SECONDS", ge=60)
+    max_schedule_seconds: int = Field(72 * 3600, alias="MAILRELAY_MAX_SCHEDULE_SECONDS", ge=0)
+    status_ttl_days: int = Field(30, alias="MAILRELAY_STATUS_TTL_DAYS", ge=1)
+    idempotency_ttl_seconds: int = Field(86400, alias="MAILRELAY_IDEMPOTENCY_TTL_SECONDS", ge=60)
+    retry_after_seconds: int = Field(5, alias="MAILRELAY_RETRY_AFTER_SECONDS", ge=1)
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    try:
+        return Settings.model_validate(env)
+    except ValidationError as exc:
+        names = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"invalid configuration: {names}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Parsed once per process (cold start); tests call ``get_settings.cache_clear()``."""
+    return settings_from(dict(os.environ))

@@ -1,0 +1,259 @@
+"""The one submission path: policy, storage and enqueue, shared by the HTTP API and the SMTP bridge.
+
+A message is accepted only once its payload (S3 when large), its status record and its queue
+message are written. When any write fails, what was written is removed again and the caller
+gets TemporarilyUnavailable (HTTP 503 / SMTP 451), so the sender keeps the message and retries.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
+
+from mailrelay.addresses import parse_address, sender_allowed
+from mailrelay.adapters.aws import StorageError
+from mailrelay.adapters.sqs_queue import OutgoingMessage
+from mailrelay.errors import (
+    InvalidRequest,
+    MailrelayError,
+    MessageTooLarge,
+    SenderNotAllowed,
+    TemporarilyUnavailable,
+    TooManyRecipients,
+)
+from mailrelay.message_headers import read_headers
+from mailrelay.models.client import Client
+from mailrelay.models.queued_message import DeliveryMode, InlinePayload, QueuedMessage, S3Payload, digest
+from mailrelay.models.status import MessageStatus, RecipientStatus
+from mailrelay.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SQS_MAX_DELAY = 900  # seconds; later sends are hidden again by the delivery worker until due
+
+
+class Queue(Protocol):
+    def send(self, message: OutgoingMessage) -> None: ...
+    def send_batch(self, messages: list[OutgoingMessage]) -> dict[str, StorageError | None]: ...
+
+
+class PayloadStore(Protocol):
+    @staticmethod
+    def key_for(message_id: str) -> str: ...
+    @property
+    def bucket(self) -> str: ...
+    def put(self, key: str, data: bytes, sha256_hex: str) -> None: ...
+    def delete(self, key: str) -> None: ...
+
+
+class StatusStore(Protocol):
+    def create(self, status: MessageStatus) -> None: ...
+    def delete(self, message_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class FieldNames:
+    """Where, in the caller's input, each part of a submission came from (for precise errors)."""
+
+    envelope_from: str = "from"
+    recipients: str = "to"
+    headers: str = "from"
+    schedule: str = "send_at"
+    expiry: str = "expires_at"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A message ready for policy and storage: canonical bytes plus its envelope."""
+
+    message_id: str
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    data: bytes
+    source: Literal["api", "smtp"]
+    smtputf8: bool = False
+    send_at: datetime | None = None
+    expires_at: datetime | None = None
+    delivery: DeliveryMode = "at_least_once"
+    tags: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    fields: FieldNames = FieldNames()
+
+
+@dataclass(frozen=True)
+class Accepted:
+    id: str
+    status: Literal["queued", "scheduled"]
+
+
+@dataclass
+class _Prepared:
+    submission: Submission
+    status: MessageStatus
+    outgoing: OutgoingMessage
+    s3_key: str | None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SubmissionService:
+    def __init__(
+        self,
+        settings: Settings,
+        queue: Queue,
+        payloads: PayloadStore,
+        statuses: StatusStore,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.payloads = payloads
+        self.statuses = statuses
+        self.clock = clock
+
+    # -- policy ---------------------------------------------------------------------------------
+
+    def check(self, client: Client, sub: Submission, *, max_recipients: int | None = None) -> None:
+        """Everything that can refuse a message, before anything is written."""
+        limit = max_recipients or self.settings.max_recipients
+        if len(sub.rcpt_to) > limit:
+            raise TooManyRecipients(len(sub.rcpt_to), limit)
+        if not sub.rcpt_to:
+            raise InvalidRequest.at(sub.fields.recipients, "at least one recipient is required")
+        if len(sub.data) > self.settings.max_message_bytes:
+            raise MessageTooLarge(len(sub.data), self.settings.max_message_bytes)
+        envelope = parse_address(sub.mail_from, sub.fields.envelope_from)
+        if not sender_allowed(envelope, client.allowed_from):
+            raise SenderNotAllowed(sub.fields.envelope_from, envelope.smtp)
+        for i, rcpt in enumerate(sub.rcpt_to):
+            parse_address(rcpt, f"{sub.fields.recipients}[{i}]")
+        headers = read_headers(sub.data, sub.fields.headers)
+        for address in (*headers.from_addresses, *([headers.sender] if headers.sender else [])):
+            if not sender_allowed(address, client.allowed_from):
+                raise SenderNotAllowed(sub.fields.headers, address.smtp)
+        self._check_times(sub)
+
+    def _check_times(self, sub: Submission) -> None:
+        now = self.clock()
+        if sub.send_at is not None and sub.send_at > now + timedelta(seconds=self.settings.max_schedule_seconds):
+            hours = self.settings.max_schedule_seconds / 3600
+            raise InvalidRequest.at(sub.fields.schedule, f"may be at most {hours:g} hours ahead")
+        if sub.expires_at is not None:
+            start = max(now, sub.send_at or now)
+            if sub.expires_at <= start:
+                raise InvalidRequest.at(sub.fields.expiry, "must be later than now and than send_at")
+            if sub.expires_at > now + timedelta(seconds=self.settings.max_expiry_seconds):
+                days = self.settings.max_expiry_seconds / 86400
+                raise InvalidRequest.at(sub.fields.expiry, f"may be at most {days:g} days ahead")
+
+    # -- storage ----------------------------------------------------------------------------------
+
+    def submit(self, client: Client, sub: Submission, *, max_recipients: int | None = None) -> Accepted:
+        self.check(client, sub, max_recipients=max_recipients)
+        prepared = self._store(client, sub)
+        try:
+            self.queue.send(prepared.outgoing)
+        except StorageError as exc:
+            self._rollback(prepared)
+            raise self._unavailable(exc) from exc
+        return self._accepted(prepared)
+
+    def submit_batch(self, client: Client, subs: list[Submission | MailrelayError]) -> list[Accepted | MailrelayError]:
+        """Each item succeeds or fails on its own; the queue writes go out 10 at a time."""
+        results: list[Accepted | MailrelayError] = []
+        prepared: dict[int, _Prepared] = {}
+        for i, sub in enumerate(subs):
+            if isinstance(sub, MailrelayError):
+                results.append(sub)
+                continue
+            try:
+                self.check(client, sub)
+                prepared[i] = self._store(client, sub)
+                results.append(self._accepted(prepared[i]))
+            except MailrelayError as exc:
+                results.append(exc)
+        indices = list(prepared)
+        for start in range(0, len(indices), 10):
+            chunk = indices[start : start + 10]
+            try:
+                outcome = self.queue.send_batch([prepared[i].outgoing for i in chunk])
+            except StorageError as exc:
+                outcome = {prepared[i].outgoing.id: exc for i in chunk}
+            for i in chunk:
+                error = outcome.get(prepared[i].outgoing.id)
+                if error is not None:
+                    self._rollback(prepared[i])
+                    results[i] = self._unavailable(error)
+        return results
+
+    def _store(self, client: Client, sub: Submission) -> _Prepared:
+        now = self.clock()
+        sha = digest(sub.data)
+        expires = sub.expires_at or (max(now, sub.send_at or now) + timedelta(seconds=self.settings.default_expiry_seconds))
+        scheduled = sub.send_at is not None and sub.send_at > now
+        s3_key: str | None = None
+        payload: InlinePayload | S3Payload
+        if len(sub.data) > self.settings.inline_payload_max_bytes:
+            s3_key = self.payloads.key_for(sub.message_id)
+            try:
+                self.payloads.put(s3_key, sub.data, sha)
+            except StorageError as exc:
+                raise self._unavailable(exc) from exc
+            payload = S3Payload(bucket=self.payloads.bucket, key=s3_key)
+        else:
+            payload = InlinePayload(data=base64.b64encode(sub.data).decode("ascii"))
+        status = MessageStatus(
+            id=sub.message_id, client_id=client.id, state="scheduled" if scheduled else "queued",
+            mail_from=sub.mail_from, recipients=[RecipientStatus(address=r) for r in sub.rcpt_to],
+            size=len(sub.data), sha256=sha, created_at=now, updated_at=now, send_at=sub.send_at,
+            expires_at=expires, delivery=sub.delivery, source=sub.source, tags=sub.tags, metadata=sub.metadata,
+        )  # fmt: skip
+        try:
+            self.statuses.create(status)
+        except StorageError as exc:
+            self._rollback_payload(s3_key)
+            raise self._unavailable(exc) from exc
+        queued = QueuedMessage(
+            id=sub.message_id, client_id=client.id, mail_from=sub.mail_from, rcpt_to=list(sub.rcpt_to),
+            size=len(sub.data), sha256=sha, smtputf8=sub.smtputf8, payload=payload, created_at=now,
+            send_at=sub.send_at, expires_at=expires, delivery=sub.delivery,
+        )  # fmt: skip
+        delay = 0
+        if scheduled and sub.send_at is not None:
+            delay = min(SQS_MAX_DELAY, math.ceil((sub.send_at - now).total_seconds()))
+        outgoing = OutgoingMessage(id=sub.message_id, body=queued.model_dump_json(), delay_seconds=delay)
+        return _Prepared(sub, status, outgoing, s3_key)
+
+    def _accepted(self, prepared: _Prepared) -> Accepted:
+        state = prepared.status.state
+        return Accepted(prepared.submission.message_id, "scheduled" if state == "scheduled" else "queued")
+
+    def _unavailable(self, exc: Exception) -> TemporarilyUnavailable:
+        logger.warning("storage write failed, message not accepted: %s", exc)
+        return TemporarilyUnavailable(
+            "the message could not be stored; nothing was accepted, please retry",
+            retry_after=self.settings.retry_after_seconds,
+        )
+
+    def _rollback(self, prepared: _Prepared) -> None:
+        """Best effort: nothing reaches delivery without its queue message, so leftovers are inert."""
+        try:
+            self.statuses.delete(prepared.status.id)
+        except StorageError as exc:
+            logger.warning("could not remove status of unaccepted message %s: %s", prepared.status.id, exc)
+        self._rollback_payload(prepared.s3_key)
+
+    def _rollback_payload(self, key: str | None) -> None:
+        if key is None:
+            return
+        try:
+            self.payloads.delete(key)
+        except StorageError as exc:
+            logger.warning("could not remove payload %s of unaccepted message: %s", key, exc)

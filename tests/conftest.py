@@ -1,0 +1,49 @@
+"""Shared fixtures: moto stands in for AWS, with the resources template.yaml declares."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from mailrelay.local.provision import LocalResources, provision
+from mailrelay.settings import Settings, get_settings, settings_from
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "mailrelay-tests")
+
+
+def load_event(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalResources]:
+    """A fresh moto account with the template's queues, tables and bucket; env set as in Lambda."""
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    with mock_aws():
+        resources = provision(boto3.session.Session())
+        for key, value in resources.environment.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        yield resources
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def settings(aws: LocalResources) -> Settings:
+    return settings_from(dict(os.environ))

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from mailrelay.clients import ClientService
+from mailrelay.local.provision import LocalResources
+from mailrelay.wiring import Services
+from tests.conftest import load_event
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "mailrelay-api"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:mailrelay-api"
+    aws_request_id: str = "5b4f8b6c-1111-2222-3333-444455556666"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 20_000
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    headers: dict[str, str]
+    text: str
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+@pytest.fixture
+def services(aws: LocalResources) -> Services:
+    from mailrelay.settings import get_settings
+
+    return Services(get_settings())
+
+
+@pytest.fixture
+def client_key(services: Services) -> str:
+    """An API key for client 'shop', allowed to send as anyone at example.com."""
+    _, key = services.clients.create("shop", ["example.com"])
+    return key
+
+
+@pytest.fixture
+def api(aws: LocalResources) -> Iterator[Callable[..., ApiResponse]]:
+    """Calls the real API handler with an HTTP API v2 event built from events/."""
+    from functions.api import app as api_app
+
+    api_app.settings = __import__("mailrelay.settings", fromlist=["get_settings"]).get_settings()
+    api_app.operations.cache_clear()
+
+    def call(
+        method: str, path: str, body: Any = None, *, key: str | None = None, headers: dict[str, str] | None = None,
+        raw_body: str | None = None,
+    ) -> ApiResponse:  # fmt: skip
+        template = {
+            ("POST", "/v1/messages"): "api_send_message.json",
+            ("POST", "/v1/messages/batch"): "api_send_batch.json",
+            ("GET", "/v1/openapi.json"): "api_openapi.json",
+        }.get((method, path), "api_get_message.json")
+        event = load_event(template)
+        event["rawPath"] = path
+        event["requestContext"]["http"]["method"] = method
+        event["requestContext"]["http"]["path"] = path
+        event["headers"] = {"host": "abc123.execute-api.eu-west-1.amazonaws.com"}
+        if key is not None:
+            event["headers"]["authorization"] = f"Bearer {key}"
+        event["headers"].update({k.lower(): v for k, v in (headers or {}).items()})
+        event.pop("body", None)
+        if raw_body is not None:
+            event["body"] = raw_body
+        elif body is not None:
+            event["body"] = json.dumps(body)
+            event["headers"]["content-type"] = "application/json"
+        if path.startswith("/v1/messages/") and path != "/v1/messages/batch":
+            event["pathParameters"] = {"id": path.rsplit("/", 1)[1]}
+        result = api_app.lambda_handler(event, LambdaContext())
+        return ApiResponse(result["statusCode"], result.get("headers", {}), result.get("body", ""))
+
+    yield call
+    api_app.operations.cache_clear()
+
+
+@pytest.fixture
+def queue_messages(aws: LocalResources) -> Callable[[], list[dict[str, Any]]]:
+    """Everything currently on the delivery queue (received and left invisible)."""
+    sqs = boto3.client("sqs")
+
+    def read() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while True:
+            got = sqs.receive_message(
+                QueueUrl=aws.names["DeliveryQueue"], MaxNumberOfMessages=10, VisibilityTimeout=600
+            ).get("Messages", [])
+            if not got:
+                return found
+            found.extend(json.loads(m["Body"]) for m in got)
+
+    return read
+
+
+@pytest.fixture
+def client_service(services: Services) -> ClientService:
+    return services.clients
