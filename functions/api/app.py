@@ -11,7 +11,6 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from mailrelay.api.idempotency import IdempotentRunner
 from mailrelay.api.openapi import openapi_document
 from mailrelay.api.operations import ApiOperations, Reply

@@ -25,11 +25,15 @@ def test_valid_request_is_queued_once_and_parses_back(api, client_key, queue_mes
         "cc": ["carol@example.org"],
         "bcc": ["audit@example.net"],
         "reply_to": "help@example.com",
-        "subject": "Your receipt – #42",
+        "subject": "Your receipt \u2013 #42",
         "text": "Thanks!",
         "html": '<p>Thanks! <img src="cid:logo"></p>',
         "attachments": [
-            {"filename": "receipt.pdf", "content_type": "application/pdf", "content": base64.b64encode(b"%PDF-1.4").decode()},
+            {
+                "filename": "receipt.pdf",
+                "content_type": "application/pdf",
+                "content": base64.b64encode(b"%PDF-1.4").decode(),
+            },
             {"filename": "logo.png", "content_type": "image/png", "content": png, "content_id": "logo"},
         ],
         "headers": {"X-Order": "42", "List-Unsubscribe": "<mailto:unsub@example.com>"},
@@ -57,12 +61,12 @@ def test_valid_request_is_queued_once_and_parses_back(api, client_key, queue_mes
     assert msg["Cc"] == "carol@example.org"
     assert msg["Bcc"] is None and b"audit@example.net" not in raw
     assert msg["Reply-To"] == "help@example.com"
-    assert msg["Subject"] == "Your receipt – #42"
+    assert msg["Subject"] == "Your receipt \u2013 #42"
     assert msg["Message-ID"] == f"<{accepted['id']}@mailrelay.local>"
     assert msg["Date"] is not None and msg["X-Order"] == "42"
     assert msg.get_body(("plain",)).get_content().strip() == "Thanks!"
     html = msg.get_body(("html",))
-    assert 'cid:logo' in html.get_content()
+    assert "cid:logo" in html.get_content()
     attachments = {part.get_filename(): part for part in msg.iter_attachments()}
     assert attachments["receipt.pdf"].get_content() == b"%PDF-1.4"
     inline = [p for p in msg.walk() if p["Content-ID"] == "<logo>"]
@@ -76,7 +80,9 @@ def test_status_is_visible_to_its_client_only(api, client_key, services):
     got = api("GET", f"/v1/messages/{message_id}", key=client_key)
     assert got.status == 200
     assert got.json()["state"] == "queued"
-    assert got.json()["recipients"] == [{"address": "b@example.org", "state": "pending", "reply": None, "updated_at": None}]
+    assert got.json()["recipients"] == [
+        {"address": "b@example.org", "state": "pending", "reply": None, "updated_at": None}
+    ]
     # Another client does not
     _, other = services.clients.create("other", ["example.net"])
     assert api("GET", f"/v1/messages/{message_id}", key=other).status == 404
@@ -85,8 +91,12 @@ def test_status_is_visible_to_its_client_only(api, client_key, services):
 
 def test_large_message_goes_to_s3_with_a_pointer(api, client_key, queue_messages, aws):
     big = base64.b64encode(b"x" * 400_000).decode()
-    body = {"from": "a@example.com", "to": "b@example.org", "text": "see attached",
-            "attachments": [{"filename": "big.bin", "content": big}]}
+    body = {
+        "from": "a@example.com",
+        "to": "b@example.org",
+        "text": "see attached",
+        "attachments": [{"filename": "big.bin", "content": big}],
+    }
     response = api("POST", "/v1/messages", body, key=client_key)
     assert response.status == 202, response.text
     (queued,) = queue_messages()
@@ -99,16 +109,28 @@ def test_large_message_goes_to_s3_with_a_pointer(api, client_key, queue_messages
 
 def test_scheduled_message(api, client_key, queue_messages):
     send_at = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
-    response = api("POST", "/v1/messages", {"from": "a@example.com", "to": "b@example.org", "text": "later",
-                                            "send_at": send_at}, key=client_key)
+    response = api(
+        "POST",
+        "/v1/messages",
+        {"from": "a@example.com", "to": "b@example.org", "text": "later", "send_at": send_at},
+        key=client_key,
+    )
     assert response.status == 202
     assert response.json()["status"] == "scheduled"
 
 
 def test_raw_message_is_canonicalised_and_keeps_its_headers(api, client_key, queue_messages):
-    raw = b"From: Ops <ops@example.com>\nTo: x@example.org\nSubject: raw\nMessage-ID: <mine@example.com>\n\nline one\nline two\n"
-    body = {"raw": {"data": base64.b64encode(raw).decode(), "mail_from": "bounces@example.com",
-                    "rcpt_to": ["x@example.org", "hidden@example.net"]}}
+    raw = (
+        b"From: Ops <ops@example.com>\nTo: x@example.org\nSubject: raw\n"
+        b"Message-ID: <mine@example.com>\n\nline one\nline two\n"
+    )
+    body = {
+        "raw": {
+            "data": base64.b64encode(raw).decode(),
+            "mail_from": "bounces@example.com",
+            "rcpt_to": ["x@example.org", "hidden@example.net"],
+        }
+    }
     response = api("POST", "/v1/messages", body, key=client_key)
     assert response.status == 202, response.text
     (queued,) = queue_messages()

@@ -15,9 +15,7 @@ from mailrelay.models.send_request import SendRequest
 from mailrelay.settings import Settings
 from mailrelay.submission import FieldNames, Submission
 
-_RAW_FIELDS = FieldNames(
-    envelope_from="raw.mail_from", recipients="raw.rcpt_to", headers="raw.data"
-)
+_RAW_FIELDS = FieldNames(envelope_from="raw.mail_from", recipients="raw.rcpt_to", headers="raw.data")
 
 
 def add_missing_headers(data: bytes, message_id: str, domain: str, now: datetime, field: str) -> bytes:

@@ -28,7 +28,8 @@ def header_block(data: bytes) -> bytes:
 
 def _mailboxes(header: object, name: str, field: str) -> tuple[MailAddress, ...]:
     """Every mailbox in an address header, refusing anything a lenient parser would guess at."""
-    if not isinstance(header, AddressHeader) or header.defects:
+    defects: tuple[object, ...] = getattr(header, "defects", ())
+    if not isinstance(header, AddressHeader) or defects:
         raise InvalidRequest.at(field, f"the {name} header is not a valid address list")
     if any(group.display_name is not None for group in header.groups):
         raise InvalidRequest.at(field, f"the {name} header may not use group syntax")

@@ -62,7 +62,9 @@ def _set_body(msg: EmailMessage, text: str | None, html: str | None, inline: lis
                 _add(msg, attachment, inline_part=True)
             return
         msg.add_alternative(html, subtype="html")
-        html_part = msg.get_payload()[-1]
+        parts = msg.get_payload()
+        assert isinstance(parts, list)
+        html_part = parts[-1]
         assert isinstance(html_part, EmailMessage)
         for attachment in inline:
             _add(html_part, attachment, inline_part=True)

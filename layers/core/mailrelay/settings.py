@@ -22,9 +22,7 @@ class Settings(BaseModel):
     message_id_domain: str = Field("mailrelay.local", alias="MAILRELAY_MESSAGE_ID_DOMAIN", min_length=1)
     max_message_bytes: int = Field(10_000_000, alias="MAILRELAY_MAX_MESSAGE_BYTES", gt=0)
     # Raw bytes kept in the SQS body (base64 adds a third); above this the payload goes to S3.
-    inline_payload_max_bytes: int = Field(
-        180_000, alias="MAILRELAY_INLINE_PAYLOAD_MAX_BYTES", ge=0, le=700_000
-    )
+    inline_payload_max_bytes: int = Field(180_000, alias="MAILRELAY_INLINE_PAYLOAD_MAX_BYTES", ge=0, le=700_000)
     max_recipients: int = Field(50, alias="MAILRELAY_MAX_RECIPIENTS", ge=1, le=1000)
     default_expiry_seconds: int = Field(3 * 86400, alias="MAILRELAY_DEFAULT_EXPIRY_SECONDS", ge=60)
     max_expiry_seconds: int = Field(5 * 86400, alias="MAILRELAY_MAX_EXPIRY_SECONDS", ge=60)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
-from mailrelay.addresses import parse_address, sender_allowed
 from mailrelay.adapters.aws import StorageError
 from mailrelay.adapters.sqs_queue import OutgoingMessage
+from mailrelay.addresses import parse_address, sender_allowed
 from mailrelay.errors import (
     InvalidRequest,
     MailrelayError,
@@ -196,7 +196,9 @@ class SubmissionService:
     def _store(self, client: Client, sub: Submission) -> _Prepared:
         now = self.clock()
         sha = digest(sub.data)
-        expires = sub.expires_at or (max(now, sub.send_at or now) + timedelta(seconds=self.settings.default_expiry_seconds))
+        expires = sub.expires_at or (
+            max(now, sub.send_at or now) + timedelta(seconds=self.settings.default_expiry_seconds)
+        )
         scheduled = sub.send_at is not None and sub.send_at > now
         s3_key: str | None = None
         payload: InlinePayload | S3Payload

@@ -67,10 +67,14 @@ class DynamoClientStore:
     def list(self) -> list[Client]:
         clients: list[Client] = []
         with aws_call("DynamoDB Scan"):
-            pages = self._client().get_paginator("scan").paginate(
-                TableName=self.table,
-                FilterExpression="begins_with(pk, :p)",
-                ExpressionAttributeValues={":p": {"S": "client#"}},
+            pages = (
+                self._client()
+                .get_paginator("scan")
+                .paginate(
+                    TableName=self.table,
+                    FilterExpression="begins_with(pk, :p)",
+                    ExpressionAttributeValues={":p": {"S": "client#"}},
+                )
             )
             for page in pages:
                 clients.extend(Client.model_validate(from_item(i)) for i in page.get("Items", []))

@@ -33,9 +33,11 @@ class DynamoStatusStore:
 
     def get(self, message_id: str) -> MessageStatus | None:
         with aws_call("DynamoDB GetItem"):
-            item = self._client().get_item(
-                TableName=self.table, Key={"id": {"S": message_id}}, ConsistentRead=True
-            ).get("Item")
+            item = (
+                self._client()
+                .get_item(TableName=self.table, Key={"id": {"S": message_id}}, ConsistentRead=True)
+                .get("Item")
+            )
         return MessageStatus.model_validate(from_item(item)) if item else None
 
     def delete(self, message_id: str) -> None:

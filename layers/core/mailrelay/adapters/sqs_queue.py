@@ -32,9 +32,7 @@ class SqsQueue:
         with aws_call("SQS SendMessageBatch"):
             response = self._client().send_message_batch(
                 QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": m.id, "MessageBody": m.body, "DelaySeconds": m.delay_seconds} for m in messages
-                ],
+                Entries=[{"Id": m.id, "MessageBody": m.body, "DelaySeconds": m.delay_seconds} for m in messages],
             )
         outcome: dict[str, StorageError | None] = {m.id: StorageError("no answer for entry") for m in messages}
         for ok in response.get("Successful", []):

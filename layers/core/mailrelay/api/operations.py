@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mailrelay.adapters.dynamo_messages import DynamoStatusStore
 from mailrelay.api.idempotency import IdempotentRunner, check_key
 from mailrelay.api.problems import MalformedBody, from_validation_error, problem_for
 from mailrelay.clients import ClientService, bearer_token
@@ -18,7 +19,6 @@ from mailrelay.ids import is_message_id
 from mailrelay.models.client import Client
 from mailrelay.models.send_request import SendRequest
 from mailrelay.settings import Settings
-from mailrelay.adapters.dynamo_messages import DynamoStatusStore
 from mailrelay.submission import Accepted, Submission, SubmissionService, utcnow
 
 MAX_BATCH = 100

@@ -66,9 +66,7 @@ def from_validation_error(exc: ValidationError, prefix: str = "") -> InvalidRequ
         loc = tuple(p for p in error["loc"] if p not in ("function-after[_mailbox(), Mailbox]",))
         path = field_path(loc)
         if prefix:
-            path = prefix + ("" if path.startswith("[") or path == "body" else ".") + (
-                "" if path == "body" else path
-            )
+            path = prefix + ("" if path.startswith("[") or path == "body" else ".") + ("" if path == "body" else path)
         message = str(error["msg"]).removeprefix("Value error, ")
         problems.append(FieldProblem(path, message))
     summary = "; ".join(f"{p.field}: {p.detail}" for p in problems[:3])
@@ -84,7 +82,9 @@ def problem_for(exc: MailrelayError) -> Problem:
         case InvalidRequest():
             return Problem(422, "invalid-request", "Invalid request", exc.detail, exc.problems)
         case MessageTooLarge():
-            return Problem(413, "message-too-large", "Message too large", exc.detail, [FieldProblem("body", exc.detail)])
+            return Problem(
+                413, "message-too-large", "Message too large", exc.detail, [FieldProblem("body", exc.detail)]
+            )
         case Unauthenticated():
             return Problem(401, "unauthenticated", "Unauthenticated", exc.detail,
                            headers={"WWW-Authenticate": 'Bearer realm="mailrelay"'})  # fmt: skip

@@ -1,0 +1,79 @@
+# mailrelay - the commands the README gives. `make test` works on a fresh machine with python3 and make.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .venv-tools
+STAMP := $(VENV)/.installed
+TOOLS_STAMP := $(TOOLS)/.installed
+SYSTEM_STAMP := .venv/.system-packages
+# Debian packages the tests use as real peers and clients.
+APT_PACKAGES := swaks msmtp postfix
+# sam build looks for the function runtime's interpreter; pyenv has it on these machines.
+SAM_ENV := AWS_DEFAULT_REGION=eu-west-1 SAM_CLI_TELEMETRY=0 PYENV_VERSION=$(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.11' | head -1):$(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.13' | head -1)
+
+.PHONY: help install system-packages tools lint typecheck test unit template-check sam-build run clean
+
+help:
+	@echo "make run    - start the whole system locally (API, SMTP bridge, delivery, capture server)"
+	@echo "make test   - install everything, lint, type-check, run all tests and template checks"
+	@echo "make lint   - ruff + mypy only"
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -qq --upgrade pip
+	$(BIN)/pip install -qq -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+# Real peers for the tests (swaks, msmtp, Postfix's smtp-sink); installed when we are root.
+$(SYSTEM_STAMP): | $(STAMP)
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "note: not root, cannot install:$$missing (tests that need them are skipped)"; fi; \
+	fi
+	touch $@
+
+system-packages: $(SYSTEM_STAMP)
+
+# SAM CLI lives in its own environment: its pins must not decide ours.
+$(TOOLS_STAMP):
+	$(PY) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -qq --upgrade pip
+	$(TOOLS)/bin/pip install -qq aws-sam-cli
+	touch $@
+
+tools: $(TOOLS_STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+typecheck: lint
+
+template-check: $(STAMP) $(TOOLS_STAMP)
+	$(BIN)/cfn-lint template.yaml
+	$(SAM_ENV) $(TOOLS)/bin/sam validate --lint --template template.yaml
+	$(MAKE) sam-build
+
+sam-build: $(TOOLS_STAMP)
+	$(SAM_ENV) $(TOOLS)/bin/sam build --template template.yaml --build-dir .aws-sam/build >/tmp/mailrelay-sam-build.log 2>&1 \
+	  || { cat /tmp/mailrelay-sam-build.log; exit 1; }
+	@tail -n 3 /tmp/mailrelay-sam-build.log
+
+unit: $(STAMP) $(SYSTEM_STAMP)
+	$(BIN)/pytest -q
+
+test: $(STAMP) $(SYSTEM_STAMP) lint template-check
+	$(BIN)/pytest -q
+
+run: $(STAMP)
+	$(BIN)/mailrelay run
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam .mypy_cache .ruff_cache .pytest_cache
