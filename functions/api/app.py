@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from mailrelay.api.idempotency import IdempotentRunner
 from mailrelay.api.openapi import openapi_document
 from mailrelay.api.operations import ApiOperations, Reply
@@ -104,4 +105,5 @@ def on_unexpected(exc: Exception) -> Response[str]:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    operations().idempotency.register_lambda_context(context)
     return app.resolve(event, context)

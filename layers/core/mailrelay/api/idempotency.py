@@ -29,6 +29,11 @@ class IdempotentRunner:
         self._client = client
         self._persistence: Any = None
         self._config: Any = None
+        self._lambda_context: Any = None
+
+    def register_lambda_context(self, context: Any) -> None:
+        """Lets an in-flight record expire with the invocation, so a crashed attempt cannot block retries."""
+        self._lambda_context = context
 
     def _setup(self) -> tuple[Any, Any]:
         if self._persistence is None:
@@ -53,6 +58,8 @@ class IdempotentRunner:
         )
 
         persistence, config = self._setup()
+        if self._lambda_context is not None:
+            config.register_lambda_context(self._lambda_context)
 
         def send(request: dict[str, str]) -> dict[str, Any]:
             return operation()

@@ -63,7 +63,7 @@ def field_path(loc: tuple[int | str, ...]) -> str:
 def from_validation_error(exc: ValidationError, prefix: str = "") -> InvalidRequest:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
-        loc = tuple(p for p in error["loc"] if p not in ("function-after[_mailbox(), Mailbox]",))
+        loc = tuple(p for p in error["loc"] if p != "[key]")
         path = field_path(loc)
         if prefix:
             path = prefix + ("" if path.startswith("[") or path == "body" else ".") + ("" if path == "body" else path)

@@ -1,0 +1,45 @@
+"""The `mailrelay` command: keys, send, run (local stack), bridge."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mailrelay.cli import keys, send
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailrelay", description="Outbound mail for applications.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    keys.register(commands)
+    send.register(commands)
+    run = commands.add_parser("run", help="start the whole system locally (see README)")
+    run.set_defaults(func=_run)
+    run.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    bridge = commands.add_parser("bridge", help="start the SMTP bridge (configured by MAILRELAY_BRIDGE_* variables)")
+    bridge.set_defaults(func=_bridge)
+    bridge.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mailrelay.local.stack import main as run_stack
+
+    return run_stack(args.rest)
+
+
+def _bridge(args: argparse.Namespace) -> int:
+    from smtp_bridge.server import main as run_bridge
+
+    result: int = run_bridge(args.rest)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
