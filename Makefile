@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TOOLS_STAMP := $(TOOLS)/.installed
 SYSTEM_STAMP := .venv/.system-packages
 # Debian packages the tests use as real peers and clients.
-APT_PACKAGES := swaks msmtp postfix
+APT_PACKAGES := swaks msmtp postfix libnet-ssleay-perl
 # sam build looks for the function runtime's interpreter; pyenv has it on these machines.
 SAM_ENV := AWS_DEFAULT_REGION=eu-west-1 SAM_CLI_TELEMETRY=0 PYENV_VERSION=$(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.11' | head -1):$(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.13' | head -1)
 
@@ -53,6 +53,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/hadolint smtp_bridge/Dockerfile
 
 typecheck: lint
 

@@ -10,9 +10,10 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from mailrelay.local.provision import LocalResources, provision
 from mailrelay.settings import Settings, get_settings, settings_from
-from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"

@@ -23,6 +23,17 @@ def find_forbidden_char(value: str) -> str | None:
     return None
 
 
+def has_encoded_word(value: str) -> bool:
+    """True when ``value`` holds RFC 2047 encoded-word syntax: an "=?" later followed by "?=".
+
+    The email package decodes encoded-words wherever it parses a header (display names, unstructured
+    text, even a local part), so "=?utf-8?q?=0D=0ABcc=3A...?=" would reach the wire as a real line
+    break. Clients send Unicode and mailrelay encodes; this test is a deliberate superset.
+    """
+    start = value.find("=?")
+    return start >= 0 and value.find("?=", start + 2) >= 0
+
+
 def describe_char(ch: str) -> str:
     return f"U+{ord(ch):04X}"
 
@@ -63,6 +74,8 @@ def parse_address(value: str, field_path: str) -> MailAddress:
         raise InvalidRequest.at(field_path, f"control or line-break character {describe_char(bad)} is not allowed")
     if len(value) > 320:
         raise InvalidRequest.at(field_path, "address is longer than 320 characters")
+    if has_encoded_word(value):
+        raise InvalidRequest.at(field_path, "RFC 2047 encoded-words ('=?...?=') are not accepted in an address")
     if value.startswith("@") or ":" in value:
         raise InvalidRequest.at(field_path, "source routes are not accepted")
     local, _, _ = value.rpartition("@")

@@ -44,12 +44,16 @@ def _mailboxes(header: object, name: str, field: str) -> tuple[MailAddress, ...]
 def read_headers(data: bytes, field: str) -> HeaderSummary:
     try:
         headers = _PARSER.parsebytes(header_block(data))
+        # Header objects are parsed lazily, on each access: a hostile value can make those raise too
+        # (e.g. "From: x:;" followed by a blank continuation line raises AttributeError in 3.11).
+        from_values = headers.get_all("From") or []
+        senders = headers.get_all("Sender") or []
+        has_message_id = headers.get("Message-ID") is not None
+        has_date = headers.get("Date") is not None
     except Exception as exc:  # the parser is lenient by design; anything it raises means garbage
         raise InvalidRequest.at(field, f"the header section cannot be parsed: {type(exc).__name__}") from None
-    from_values = headers.get_all("From") or []
     if len(from_values) != 1:
         raise InvalidRequest.at(field, "the message must have exactly one From header")
-    senders = headers.get_all("Sender") or []
     if len(senders) > 1:
         raise InvalidRequest.at(field, "the message has more than one Sender header")
     from_addresses = _mailboxes(from_values[0], "From", field)
@@ -61,6 +65,6 @@ def read_headers(data: bytes, field: str) -> HeaderSummary:
     return HeaderSummary(
         from_addresses=from_addresses,
         sender=sender[0] if sender else None,
-        has_message_id=headers.get("Message-ID") is not None,
-        has_date=headers.get("Date") is not None,
+        has_message_id=has_message_id,
+        has_date=has_date,
     )

@@ -1,13 +1,62 @@
-"""Message status records in DynamoDB (one item per message, expiring by TTL)."""
+"""Message status records in DynamoDB (one item per message, expiring by TTL).
+
+Delivery takes a lease (owner + expiry) on a record before it sends, with a conditional write, so
+that of two receivers of the same queue record only one sends; the lease attributes live only in
+DynamoDB (MessageStatus ignores them) and a final record can never be leased again.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mailrelay.adapters.aws import aws_call, lazy
+from botocore.exceptions import ClientError
+
+from mailrelay.adapters.aws import StorageError, aws_call, lazy
 from mailrelay.adapters.dynamo import from_item, to_item
 from mailrelay.models.status import MessageStatus
+
+
+@dataclass(frozen=True)
+class Leased:
+    previous: MessageStatus  # as it was before the lease (its state says whether a send was cut off)
+
+
+@dataclass(frozen=True)
+class AlreadyFinal:
+    status: MessageStatus
+
+
+@dataclass(frozen=True)
+class LeaseHeld:
+    until: datetime
+
+
+@dataclass(frozen=True)
+class NoStatus:
+    pass
+
+
+LeaseResult = Leased | AlreadyFinal | LeaseHeld | NoStatus
+
+
+class LeaseLost(Exception):
+    """Our lease expired and another receiver took the message: our result was not recorded."""
+
+
+_NOT_FINAL = (
+    "attribute_exists(id) AND NOT (#s IN (:delivered, :failed, :expired))"
+    " AND NOT (#s = :uncertain AND #mode = :at_most_once)"
+)
+_NOT_LEASED = "(attribute_not_exists(lease_until) OR lease_until < :now_ts)"
+
+
+def _conditional_failure(exc: StorageError) -> ClientError | None:
+    cause = exc.__cause__
+    if isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ConditionalCheckFailedException":
+        return cause
+    return None
 
 
 class DynamoStatusStore:
@@ -31,15 +80,73 @@ class DynamoStatusStore:
         with aws_call("DynamoDB PutItem"):
             self._client().put_item(TableName=self.table, Item=self._item(status))
 
-    def get(self, message_id: str) -> MessageStatus | None:
+    def _get_item(self, message_id: str) -> dict[str, Any] | None:
         with aws_call("DynamoDB GetItem"):
             item = (
                 self._client()
                 .get_item(TableName=self.table, Key={"id": {"S": message_id}}, ConsistentRead=True)
                 .get("Item")
             )
-        return MessageStatus.model_validate(from_item(item)) if item else None
+        return from_item(item) if item else None
+
+    def get(self, message_id: str) -> MessageStatus | None:
+        data = self._get_item(message_id)
+        return MessageStatus.model_validate(data) if data else None
 
     def delete(self, message_id: str) -> None:
         with aws_call("DynamoDB DeleteItem"):
             self._client().delete_item(TableName=self.table, Key={"id": {"S": message_id}})
+
+    # -- delivery lease -------------------------------------------------------------------------
+
+    def acquire_lease(self, message_id: str, owner: str, now: datetime, until: datetime) -> LeaseResult:
+        """Mark the message ``sending`` for ``owner`` until ``until``, unless it is final or leased."""
+        try:
+            with aws_call("DynamoDB UpdateItem"):
+                response = self._client().update_item(
+                    TableName=self.table,
+                    Key={"id": {"S": message_id}},
+                    UpdateExpression="SET lease_owner = :owner, lease_until = :until, #s = :sending, updated_at = :now",
+                    ConditionExpression=f"{_NOT_FINAL} AND {_NOT_LEASED}",
+                    ExpressionAttributeNames={"#s": "state", "#mode": "delivery"},
+                    ExpressionAttributeValues={
+                        ":owner": {"S": owner}, ":until": {"N": f"{until.timestamp():.3f}"},
+                        ":now_ts": {"N": f"{now.timestamp():.3f}"}, ":now": {"S": now.isoformat()},
+                        ":sending": {"S": "sending"}, ":delivered": {"S": "delivered"}, ":failed": {"S": "failed"},
+                        ":expired": {"S": "expired"}, ":uncertain": {"S": "uncertain"},
+                        ":at_most_once": {"S": "at_most_once"},
+                    },
+                    ReturnValues="ALL_OLD",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )  # fmt: skip
+        except StorageError as exc:
+            refused = _conditional_failure(exc)
+            if refused is None:
+                raise
+            item: Any = refused.response.get("Item")  # sent with ReturnValuesOnConditionCheckFailure
+            return self._why_not(from_item(item) if item else self._get_item(message_id))
+        return Leased(MessageStatus.model_validate(from_item(response["Attributes"])))
+
+    @staticmethod
+    def _why_not(data: dict[str, Any] | None) -> LeaseResult:
+        if data is None:
+            return NoStatus()
+        status = MessageStatus.model_validate(data)
+        if status.is_final:
+            return AlreadyFinal(status)
+        return LeaseHeld(datetime.fromtimestamp(float(data.get("lease_until", 0)), UTC))
+
+    def release_lease(self, status: MessageStatus, owner: str) -> None:
+        """Write the attempt's result and drop the lease, only while ``owner`` still holds it."""
+        try:
+            with aws_call("DynamoDB PutItem"):
+                self._client().put_item(
+                    TableName=self.table,
+                    Item=self._item(status),
+                    ConditionExpression="lease_owner = :owner",
+                    ExpressionAttributeValues={":owner": {"S": owner}},
+                )
+        except StorageError as exc:
+            if _conditional_failure(exc) is None:
+                raise
+            raise LeaseLost(status.id) from None

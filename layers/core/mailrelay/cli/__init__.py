@@ -15,10 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     send.register(commands)
     run = commands.add_parser("run", help="start the whole system locally (see README)")
     run.set_defaults(func=_run)
-    run.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     bridge = commands.add_parser("bridge", help="start the SMTP bridge (configured by MAILRELAY_BRIDGE_* variables)")
     bridge.set_defaults(func=_bridge)
-    bridge.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
@@ -36,7 +34,12 @@ def _bridge(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `run` and `bridge` parse their own options; the rest are fully parsed here.
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command not in ("run", "bridge"):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     code: int = args.func(args)
     return code
 

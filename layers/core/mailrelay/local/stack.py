@@ -117,6 +117,8 @@ class BridgeThread:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("werkzeug", "mail.log", "botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     ports = {name: getattr(args, f"{name}_port") for name in DEFAULT_PORTS}
     taken = check_ports_free(args.host, ports)
     if taken:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from mailrelay.addresses import describe_char, find_forbidden_char, parse_address
+from mailrelay.addresses import describe_char, find_forbidden_char, has_encoded_word, parse_address
 from mailrelay.errors import InvalidRequest
 
 
@@ -17,6 +17,8 @@ def _header_safe(value: str) -> str:
     bad = find_forbidden_char(value)
     if bad is not None:
         raise ValueError(f"control or line-break character {describe_char(bad)} is not allowed")
+    if has_encoded_word(value):
+        raise ValueError("RFC 2047 encoded-words ('=?...?=') are not accepted; send the text as Unicode")
     return value
 
 

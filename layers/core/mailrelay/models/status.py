@@ -7,7 +7,8 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 MessageState = Literal["queued", "scheduled", "sending", "delivered", "deferred", "failed", "expired", "uncertain"]
-RecipientState = Literal["pending", "delivered", "deferred", "failed", "uncertain"]
+RecipientState = Literal["pending", "delivered", "deferred", "failed", "expired", "uncertain"]
+FINAL_MESSAGE_STATES: frozenset[str] = frozenset({"delivered", "failed", "expired"})
 
 
 class SmtpReply(BaseModel):
@@ -40,9 +41,19 @@ class MessageStatus(BaseModel):
     delivery: Literal["at_least_once", "at_most_once"] = "at_least_once"
     attempts: int = 0
     last_error: str | None = None
+    upstream: str | None = None  # the upstream that took the last attempt
+    next_attempt_at: AwareDatetime | None = None
+    completed_at: AwareDatetime | None = None
     source: Literal["api", "smtp"] = "api"
     tags: dict[str, str] = {}
     metadata: dict[str, str] = {}
+
+    @property
+    def is_final(self) -> bool:
+        """No more attempts: an uncertain at-most-once send is final, an at-least-once one is retried."""
+        if self.state in FINAL_MESSAGE_STATES:
+            return True
+        return self.state == "uncertain" and self.delivery == "at_most_once"
 
     def public_view(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"client_id"})

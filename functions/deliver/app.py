@@ -1,0 +1,62 @@
+"""Delivery function (SQS trigger, ReportBatchItemFailures): records -> core worker -> partial batch response."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mailrelay.delivery.deadline import Deadline
+from mailrelay.delivery.settings import get_delivery_settings
+from mailrelay.delivery.wiring import build_worker
+from mailrelay.delivery.worker import DeliveryWorker, RecordOutcome
+from mailrelay.settings import get_settings
+
+logger = Logger(service="mailrelay-deliver")
+copy_config_to_registered_loggers(source_logger=logger, include={"mailrelay"})
+metrics = Metrics(service="mailrelay-deliver")
+# A batch in which every record waits (scheduled, deferred) is normal, not an invocation error.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+_METRICS = {"delivered": "Delivered", "deferred": "Deferred", "failed": "Failed", "expired": "Expired",
+            "uncertain": "Uncertain", "quarantined": "Quarantined", "duplicate": "DuplicateSkipped"}  # fmt: skip
+
+
+class KeepRecord(Exception):
+    """The record stays on the queue (already hidden until its next attempt)."""
+
+
+@lru_cache(maxsize=1)
+def worker() -> DeliveryWorker:
+    """Built on the first invocation (cold start); a bad upstream configuration fails here, naming the field."""
+    return build_worker(get_settings(), get_delivery_settings())
+
+
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    deadline = Deadline(lambda_context.get_remaining_time_in_millis, get_delivery_settings().deadline_margin)
+    outcome = worker().handle(record.body, record.receipt_handle, deadline)
+    _count(outcome)
+    if outcome.keep:
+        raise KeepRecord(f"{outcome.reason}; next attempt in {outcome.retry_in}s")
+
+
+def _count(outcome: RecordOutcome) -> None:
+    name = _METRICS.get(outcome.reason)
+    if name:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    if outcome.since_accepted is not None:
+        metrics.add_metric(name="TimeToDelivery", unit=MetricUnit.Seconds, value=outcome.since_accepted)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    worker().begin_batch()
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

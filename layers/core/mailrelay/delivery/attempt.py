@@ -1,0 +1,56 @@
+"""One delivery attempt: the open recipients of one message, to the first upstream that takes them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from mailrelay.delivery.connections import SessionPool
+from mailrelay.delivery.deadline import Deadline, DeadlineReached
+from mailrelay.delivery.replies import RecipientOutcome
+from mailrelay.delivery.smtp_session import Envelope, SmtpTimeouts, UpstreamUnavailable
+from mailrelay.delivery.upstreams import Upstream
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AttemptResult:
+    outcomes: dict[str, RecipientOutcome]
+    upstream: str | None = None
+    error: str | None = None  # why no upstream took the message, or what made the outcome uncertain
+    unavailable: list[UpstreamUnavailable] = field(default_factory=list)
+
+
+def attempt_delivery(
+    envelope: Envelope,
+    data: bytes,
+    candidates: list[Upstream],
+    pool: SessionPool,
+    deadline: Deadline,
+    timeouts: SmtpTimeouts,
+) -> AttemptResult:
+    """Failover in priority order on connection, TLS, AUTH failures and 421; otherwise one transaction."""
+    unavailable: list[UpstreamUnavailable] = []
+    if not candidates:
+        return _all_deferred(envelope, "no upstream is configured for this sender's domain", unavailable)
+    for upstream in candidates:
+        try:
+            session = pool.session(upstream, deadline)
+            outcomes = session.send(envelope, data, deadline, timeouts)
+        except UpstreamUnavailable as exc:
+            pool.discard(upstream.name)
+            unavailable.append(exc)
+            logger.warning("upstream unavailable", extra={"upstream": upstream.name, "kind": exc.kind, "why": str(exc)})
+            continue
+        except DeadlineReached:
+            return _all_deferred(envelope, "the invocation ran out of time", unavailable)
+        pool.release(session)
+        return AttemptResult(outcomes, upstream.name, session.last_error, unavailable)
+    return _all_deferred(envelope, "; ".join(str(e) for e in unavailable), unavailable)
+
+
+def _all_deferred(envelope: Envelope, error: str, unavailable: list[UpstreamUnavailable]) -> AttemptResult:
+    last_reply = next((e.reply for e in reversed(unavailable) if e.reply is not None), None)
+    outcomes = {r: RecipientOutcome("deferred", last_reply) for r in envelope.rcpt_to}
+    return AttemptResult(outcomes, None, error, unavailable)

@@ -1,0 +1,93 @@
+"""The upstream SMTP servers delivery hands mail to: their configuration, validation and routing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+
+from mailrelay.delivery.settings import DeliverySettings
+from mailrelay.settings import ConfigurationError
+
+TlsMode = Literal["starttls", "implicit"]
+
+
+class Upstream(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""  # defaults to host:port; names the upstream in status records, logs and metrics
+    host: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:\[\]_-]+$")
+    port: int = Field(ge=1, le=65535)
+    tls: TlsMode = "starttls"
+    insecure_plaintext: bool = False  # local stand-ins only: no TLS at all, never with credentials
+    secret_id: str | None = Field(None, min_length=1)
+    priority: int = 100  # lower is tried first
+    sender_domains: tuple[str, ...] = ()  # empty: any sender without a more specific route
+    ca_file: str | None = None  # a private CA bundle (PEM) instead of the system's
+
+    @field_validator("sender_domains")
+    @classmethod
+    def _lower(cls, domains: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(d.strip().lower().rstrip(".") for d in domains)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable(cls, path: str | None) -> str | None:
+        if path is not None and not os.path.isfile(path):
+            raise ValueError(f"no such file: {path}")
+        return path
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Upstream:
+        if self.insecure_plaintext and self.secret_id:
+            raise ValueError("secret_id is not allowed with insecure_plaintext (credentials never travel unencrypted)")
+        if self.insecure_plaintext and "tls" in self.model_fields_set:
+            raise ValueError("tls and insecure_plaintext exclude each other")
+        if not self.name:
+            object.__setattr__(self, "name", f"{self.host}:{self.port}")
+        return self
+
+    def serves(self, sender_domain: str) -> bool:
+        return sender_domain in self.sender_domains
+
+
+_UPSTREAMS = TypeAdapter(list[Upstream])
+
+
+def parse_upstreams(text: str, source: str) -> tuple[Upstream, ...]:
+    """Validate the JSON list; any error names ``source`` and the field, e.g. ``upstreams[0].port``."""
+    try:
+        upstreams = _UPSTREAMS.validate_json(text)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"upstreams{''.join(f'[{p}]' if isinstance(p, int) else f'.{p}' for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigurationError(f"{source}: {problems}") from None
+    if not upstreams:
+        raise ConfigurationError(f"{source}: upstreams: at least one upstream is required")
+    names = [u.name for u in upstreams]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigurationError(f"{source}: upstreams: duplicate name(s) {', '.join(duplicates)}")
+    return tuple(upstreams)
+
+
+def load_upstreams(settings: DeliverySettings, read_parameter: Callable[[str], str]) -> tuple[Upstream, ...]:
+    """From MAILRELAY_UPSTREAMS (JSON) or else the SSM parameter MAILRELAY_UPSTREAMS_PARAMETER names."""
+    if settings.upstreams_json:
+        return parse_upstreams(settings.upstreams_json, "MAILRELAY_UPSTREAMS")
+    if settings.upstreams_parameter:
+        source = f"MAILRELAY_UPSTREAMS_PARAMETER ({settings.upstreams_parameter})"
+        return parse_upstreams(read_parameter(settings.upstreams_parameter), source)
+    raise ConfigurationError("MAILRELAY_UPSTREAMS or MAILRELAY_UPSTREAMS_PARAMETER must be set")
+
+
+def candidates_for(upstreams: tuple[Upstream, ...], mail_from: str) -> list[Upstream]:
+    """Upstreams routed to the sender's domain, else the unrouted ones; by priority, for failover."""
+    domain = mail_from.rpartition("@")[2].lower().rstrip(".")
+    routed = [u for u in upstreams if u.serves(domain)]
+    pool = routed or [u for u in upstreams if not u.sender_domains]
+    return sorted(pool, key=lambda u: u.priority)

@@ -1,0 +1,219 @@
+"""aiosmtpd's hooks: each one turns an SMTP step into a call to the core and the result into a reply.
+
+Policy (address syntax, sender rights, size, recipients, canonical form) is the core's; this module
+only decides which client is speaking and how each outcome is worded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+from base64 import b64decode
+from datetime import UTC, datetime
+from typing import Any
+
+from aiosmtpd.smtp import AuthResult, Envelope, Session
+
+from mailrelay.addresses import parse_address, sender_allowed
+from mailrelay.canonical import has_bare_newline
+from mailrelay.compose import from_smtp
+from mailrelay.errors import InvalidRequest, MailrelayError, Unauthenticated
+from mailrelay.models.client import Client
+from mailrelay.submission import Accepted
+from smtp_bridge import replies
+from smtp_bridge.observability import logger
+from smtp_bridge.protocol import BridgeSMTP
+from smtp_bridge.received import received_header
+from smtp_bridge.runtime import Runtime
+
+MAX_AUTH_DELAY_SECONDS = 10.0
+
+
+class BridgeHandler:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    # -- who is sending -------------------------------------------------------------------------
+
+    async def sending_client(self, server: BridgeSMTP, session: Session) -> Client | None:
+        """The AUTH client, else the client bound to the allowlisted network; None: AUTH required."""
+        if session.authenticated and isinstance(session.auth_data, Client):
+            return session.auth_data
+        client_id = server.allowlisted_client_id
+        if client_id is None:
+            return None
+        client = await self.runtime.run_blocking(self.runtime.services.clients.store.get, client_id)
+        if client is None or client.state != "active":
+            logger.error("allowlisted network bound to an unknown or revoked client", extra={"client_id": client_id})
+            return None
+        return client
+
+    # -- hooks ------------------------------------------------------------------------------------
+
+    async def handle_EHLO(
+        self, server: BridgeSMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        # We answer with enhanced codes and handle pipelined commands in order (RFC 6409 §7: SHOULD).
+        return [*responses[:-1], "250-ENHANCEDSTATUSCODES", "250-PIPELINING", responses[-1]]
+
+    async def handle_MAIL(
+        self, server: BridgeSMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        try:
+            client = await self.sending_client(server, session)
+        except Exception:  # the client store is unreachable: ours, so temporary
+            logger.exception("client lookup failed", extra={"client_address": server.client_address})
+            return replies.LOCAL_ERROR
+        if client is None:
+            self._log_refusal(server, None, replies.AUTH_REQUIRED)
+            return replies.AUTH_REQUIRED
+        try:
+            sender = parse_address(address, "MAIL FROM")
+        except InvalidRequest as exc:
+            return self._log_refusal(server, client, replies.for_address(exc))
+        if not sender_allowed(sender, client.allowed_from):
+            return self._log_refusal(server, client, f"550 5.7.1 Sender not allowed for this client: {sender.smtp}")
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return replies.SENDER_OK
+
+    async def handle_RCPT(
+        self, server: BridgeSMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if len(envelope.rcpt_tos) >= self.runtime.settings.max_recipients:
+            return replies.TOO_MANY_RECIPIENTS
+        try:
+            parse_address(address, "RCPT TO")
+        except InvalidRequest as exc:
+            return replies.for_address(exc)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return replies.RECIPIENT_OK
+
+    async def handle_DATA(self, server: BridgeSMTP, session: Session, envelope: Envelope) -> str:
+        data: bytes = envelope.original_content or b""
+        client: Client | None = None
+        server.storage_started()
+        try:
+            client = await self.sending_client(server, session)
+            if client is None:
+                reply = replies.AUTH_REQUIRED
+            elif self.runtime.settings.bare_newlines == "reject" and has_bare_newline(data):
+                self.runtime.metrics.incr("bare_newline_rejected")
+                reply = replies.BARE_NEWLINE
+            else:
+                received = received_header(server, session, datetime.now(UTC))
+                accepted = await self.runtime.run_blocking(self._submit, client, envelope, data, received)
+                self.runtime.metrics.incr("messages_accepted")
+                reply = replies.accepted(accepted.id)
+                logger.info(
+                    "message accepted",
+                    extra={"client_address": server.client_address, "client_id": client.id,
+                           "message_id": accepted.id, "recipients": len(envelope.rcpt_tos), "size": len(data),
+                           "reply": reply},
+                )  # fmt: skip
+                return reply
+        except MailrelayError as exc:
+            reply = replies.for_error(exc)
+        except Exception:
+            logger.exception("message not accepted: unexpected error", extra={"client_address": server.client_address})
+            reply = replies.LOCAL_ERROR
+        finally:
+            server.storage_finished()
+        return self._log_refusal(server, client, reply)
+
+    def _submit(self, client: Client, envelope: Envelope, data: bytes, received: bytes) -> Accepted:
+        settings = self.runtime.core
+        submission = from_smtp(
+            mail_from=envelope.mail_from or "", rcpt_to=list(envelope.rcpt_tos), data=data, settings=settings,
+            now=datetime.now(UTC), bare_newlines=self.runtime.settings.bare_newlines,
+            smtputf8=bool(envelope.smtp_utf8), received=received,
+        )  # fmt: skip
+        return self.runtime.services.submissions.submit(
+            client, submission, max_recipients=self.runtime.settings.max_recipients
+        )
+
+    async def handle_exception(self, error: Exception) -> str:
+        """Never a 5xx for a failure of ours (aiosmtpd's default is '500 Error: ...')."""
+        self.runtime.metrics.incr("handler_exceptions")
+        logger.exception("SMTP session error", extra={"error": type(error).__name__})
+        return replies.LOCAL_ERROR
+
+    # -- AUTH (PLAIN and LOGIN; aiosmtpd offers them only under TLS) ---------------------------------
+
+    async def auth_PLAIN(self, server: BridgeSMTP, args: list[str]) -> AuthResult:
+        blob = await server.challenge_auth("") if len(args) == 1 else await _b64(server, args[1])
+        if not isinstance(blob, bytes):  # the client aborted or sent bad base64, and was told so
+            return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\x00")
+        if len(parts) != 3:
+            await server.push("501 5.5.2 Cannot split the AUTH PLAIN value")
+            return AuthResult(success=False, handled=True)
+        return await self._verify(server, parts[1], parts[2])
+
+    async def auth_LOGIN(self, server: BridgeSMTP, args: list[str]) -> AuthResult:
+        login: object = (
+            await server.challenge_auth(server.AuthLoginUsernameChallenge)
+            if len(args) == 1
+            else await _b64(server, args[1])
+        )
+        if not isinstance(login, bytes):
+            return AuthResult(success=False, handled=True)
+        password = await server.challenge_auth(server.AuthLoginPasswordChallenge)
+        if not isinstance(password, bytes):
+            return AuthResult(success=False, handled=True)
+        return await self._verify(server, login, password)
+
+    async def _verify(self, server: BridgeSMTP, login: bytes, password: bytes) -> AuthResult:
+        runtime = self.runtime
+        address = server.client_address
+        if runtime.throttle.blocked(address):
+            return await self._throttled(server)
+        username = login.decode("utf-8", "surrogateescape")
+        try:
+            client = await runtime.run_blocking(
+                runtime.services.clients.authenticate_login, username, password.decode("utf-8", "surrogateescape")
+            )
+        except Unauthenticated:
+            failures = runtime.throttle.failed(address)
+            runtime.metrics.incr("auth_failed")
+            # Never log the password; the user name only shortened and printable.
+            logger.info(
+                "AUTH failed",
+                extra={"client_address": address, "username": username[:64].encode("ascii", "replace").decode(),
+                       "failures": failures},
+            )  # fmt: skip
+            await asyncio.sleep(min(MAX_AUTH_DELAY_SECONDS, runtime.settings.auth_failure_delay_seconds * failures))
+            if failures >= runtime.settings.auth_failure_limit:
+                return await self._throttled(server)
+            return AuthResult(success=False, handled=False, message=replies.AUTH_INVALID)
+        except Exception:  # the client store is unreachable: ours, so temporary
+            logger.exception("AUTH lookup failed", extra={"client_address": address})
+            return AuthResult(success=False, handled=False, message=replies.AUTH_UNAVAILABLE)
+        runtime.metrics.incr("auth_succeeded")
+        logger.info("AUTH succeeded", extra={"client_address": address, "client_id": client.id})
+        return AuthResult(success=True, handled=False, auth_data=client, message=replies.AUTH_OK)
+
+    async def _throttled(self, server: BridgeSMTP) -> AuthResult:
+        self.runtime.metrics.incr("auth_throttled")
+        await server.push(replies.AUTH_THROTTLED)
+        server._close()
+        return AuthResult(success=False, handled=True)
+
+    # -- logs -------------------------------------------------------------------------------------
+
+    def _log_refusal(self, server: BridgeSMTP, client: Client | None, reply: str) -> str:
+        logger.info(
+            "transaction refused",
+            extra={"client_address": server.client_address, "client_id": client.id if client else None, "reply": reply},
+        )
+        return reply
+
+
+async def _b64(server: Any, value: str) -> bytes | None:
+    try:
+        return b64decode(value.encode(), validate=True)
+    except (binascii.Error, ValueError):
+        await server.push("501 5.5.2 Cannot decode base64")
+        return None

@@ -1,0 +1,290 @@
+"""aiosmtpd's SMTP session, adjusted where its defaults do not fit a submission server on AWS.
+
+What changes, and why:
+- PROXY v2 is read first (only v2; only from trusted peers), and the client address it carries is the
+  one used for allowlists, connection caps, AUTH throttling and logs.
+- Implicit TLS starts *after* the PROXY header (the NLB sends it in clear ahead of the TLS stream),
+  using the same in-protocol upgrade as STARTTLS; both have a short handshake deadline (aiosmtpd's
+  is fixed at 60 s).
+- Deadlines: one per command (aiosmtpd's timer, which only a complete valid command resets) and one
+  for the whole DATA upload, started at 354 — a client trickling bytes cannot stretch either. The
+  timer is paused while we store the message, so a slow write is answered instead of cut off.
+- Replies: aiosmtpd's stock replies get enhanced status codes, and a 5xx for an exception of ours
+  can never reach the client (it becomes 451 4.3.0).
+- Drain: idle sessions get 421 and are closed; a session inside a transaction finishes it first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ipaddress
+import ssl
+from asyncio import sslproto
+from typing import Any, Literal
+
+from aiosmtpd.proxy_protocol import V2_CMD, get_proxy
+from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
+
+from smtp_bridge import replies
+from smtp_bridge.access import allowlisted_client, in_networks
+from smtp_bridge.observability import logger
+from smtp_bridge.runtime import Runtime
+
+Listener = Literal["starttls", "implicit", "plain"]
+
+# Per-session command budgets (aiosmtpd answers "421 4.7.0 <CMD> sent too many times" and closes).
+CALL_LIMITS = {"AUTH": 3, "NOOP": 20, "HELP": 5, "VRFY": 5, "EXPN": 5, "EHLO": 10, "HELO": 10, "STARTTLS": 2}
+CALL_LIMITS["*"] = 100_000
+
+
+class BridgeSMTP(SMTP):
+    def __init__(self, handler: Any, runtime: Runtime, listener: Listener) -> None:
+        settings = runtime.settings
+        super().__init__(
+            handler,
+            data_size_limit=runtime.size_limit,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=settings.hostname,
+            ident="ESMTP mailrelay",
+            tls_context=runtime.tls_context if listener == "starttls" else None,
+            require_starttls=listener == "starttls",
+            timeout=settings.command_timeout_seconds,
+            auth_required=False,  # the MAIL hook decides: AUTH or an allowlisted network
+            auth_require_tls=True,
+            command_call_limit=CALL_LIMITS,
+            proxy_protocol_timeout=settings.proxy_protocol_timeout_seconds if settings.proxy_protocol else None,
+        )
+        # aiosmtpd keeps these in a class attribute that every new session clears and every EHLO
+        # raises: one dict per session, so concurrent sessions cannot change each other's limits.
+        self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+        self.runtime = runtime
+        self.listener: Listener = listener
+        self.client_address = "unknown"
+        self.allowlisted_client_id: str | None = None
+        self._admitted = False
+        self._storing = False
+        self._closing = False
+        self._greeted = False  # nothing is said before the PROXY header, nor in clear on the TLS port
+
+    # -- connection lifetime --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self._original_transport is None and self.transport is None
+        super().connection_made(transport)
+        if first:
+            self.runtime.sessions.add(self)
+            peer = transport.get_extra_info("peername")
+            self.client_address = str(peer[0]) if peer else "unknown"
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.runtime.sessions.discard(self)
+        if self._admitted:
+            self._admitted = False
+            self.runtime.caps.release(self.client_address)
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        try:
+            if self._proxy_timeout is not None and not await self._read_proxy_header():
+                self._close()
+                return
+            if not self._admit():
+                return
+            if self.listener == "implicit" and not await self._start_implicit_tls():
+                return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self._close()
+            return
+        self._greeted = True
+        await super()._handle_client()
+
+    async def _read_proxy_header(self) -> bool:
+        """The PROXY v2 header must come first, from a trusted peer; LOCAL (health checks) is allowed."""
+        self._reset_timeout(self._proxy_timeout)
+        trusted = self.runtime.settings.proxy_trusted_networks
+        if trusted and not in_networks(self.client_address, trusted):
+            logger.warning("PROXY peer not trusted", extra={"peer": self.client_address})
+            return False
+        proxy = await get_proxy(self._reader)
+        self._proxy_timeout = None  # aiosmtpd must not wait for a second header
+        if not proxy or proxy.version != 2:
+            self.runtime.metrics.incr("proxy_refused")
+            logger.info("connection without a valid PROXY v2 header refused", extra={"peer": self.client_address})
+            return False
+        if proxy.command == V2_CMD.PROXY and isinstance(proxy.src_addr, ipaddress.IPv4Address | ipaddress.IPv6Address):
+            self.client_address = str(proxy.src_addr)
+        else:
+            # LOCAL: the load balancer's own health check; it gets no network's privileges.
+            self.client_address = f"local:{self.client_address}"
+        if self.session is not None:
+            self.session.proxy_data = proxy
+        self._reset_timeout()
+        return True
+
+    def _admit(self) -> bool:
+        runtime = self.runtime
+        runtime.metrics.incr("connections")
+        if runtime.draining:
+            self._refuse(replies.SHUTTING_DOWN)
+            return False
+        if not runtime.caps.admit(self.client_address):
+            runtime.metrics.incr("connections_refused_cap")
+            logger.info("connection cap reached", extra={"client_address": self.client_address})
+            self._refuse(replies.TOO_MANY_CONNECTIONS)
+            return False
+        self._admitted = True
+        self.allowlisted_client_id = allowlisted_client(self.client_address, runtime.settings.allowed_networks)
+        if self.listener == "plain" and self.allowlisted_client_id is None:
+            runtime.metrics.incr("connections_refused_plain")
+            self._refuse(replies.NOT_ALLOWED_NETWORK)
+            return False
+        return True
+
+    def _refuse(self, status: str) -> None:
+        if self.listener != "implicit":  # no cleartext reply into a TLS port
+            self._send_and_forget(status)
+        self._close()
+
+    def _send_and_forget(self, status: str) -> None:
+        """A last reply before closing, outside the command loop (refusal, timeout, drain)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        self.runtime.metrics.reply(status)
+        with contextlib.suppress(AttributeError, ConnectionError, RuntimeError):  # torn down underneath us
+            self._writer.write(status.encode("ascii") + b"\r\n")
+
+    def _close(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """The path exactly as written, or malformed: aiosmtpd's parser silently drops source routes
+        (``<@relay:user@host>`` -> ``user@host``), which would let a routed recipient through."""
+        address, rest = super()._getaddr(arg)
+        if address:
+            written = arg.strip()
+            consumed = written[: len(written) - len(rest or "")].strip() if rest else written
+            if consumed.startswith("<") and consumed.endswith(">"):
+                consumed = consumed[1:-1]
+            if consumed != address:
+                return None, None
+        return address, rest
+
+    # -- TLS ------------------------------------------------------------------------------------
+
+    @property
+    def is_tls(self) -> bool:
+        return self._tls_protocol is not None
+
+    async def _upgrade_tls(self, context: ssl.SSLContext, pending: bytes) -> None:
+        """Put TLS under this session (as aiosmtpd's STARTTLS does), with our handshake deadline."""
+        waiter = self.loop.create_future()
+        timeout = self.runtime.settings.tls_handshake_timeout_seconds
+        self._tls_protocol = sslproto.SSLProtocol(
+            self.loop,
+            self,
+            context,
+            waiter,
+            server_side=True,
+            ssl_handshake_timeout=timeout,  # type: ignore[arg-type]
+        )
+        original = self.transport
+        assert isinstance(original, asyncio.Transport)
+        self._original_transport = original
+        original.set_protocol(self._tls_protocol)
+        self.transport = self._tls_protocol._app_transport
+        self._tls_protocol.connection_made(original)
+        while pending:  # bytes of the ClientHello that arrived with the PROXY header
+            buffer = self._tls_protocol.get_buffer(len(pending))
+            n = min(len(buffer), len(pending))
+            buffer[:n] = pending[:n]
+            self._tls_protocol.buffer_updated(n)
+            pending = pending[n:]
+        original.resume_reading()  # the stream reader may have paused it
+        self._reset_timeout(timeout + 1)  # backstop; connection_made resets it once the handshake is done
+        await waiter
+
+    async def _start_implicit_tls(self) -> bool:
+        context = self.runtime.tls_context
+        assert context is not None
+        buffered: bytearray = self._reader._buffer  # type: ignore[attr-defined]
+        pending = bytes(buffered)
+        buffered.clear()
+        try:
+            await self._upgrade_tls(context, pending)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.runtime.metrics.incr("tls_handshake_failed")
+            logger.info("TLS handshake failed", extra={"client_address": self.client_address, "error": repr(exc)})
+            self._close()
+            return False
+        return True
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if arg:
+            await self.push("501 5.5.4 Syntax: STARTTLS")
+            return
+        if self.tls_context is None or self._tls_protocol is not None:
+            await self.push("503 5.5.1 TLS already active" if self._tls_protocol else "454 4.7.0 TLS not available")
+            return
+        await self.push("220 2.0.0 Ready to start TLS")
+        try:
+            await self._upgrade_tls(self.tls_context, b"")
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self.runtime.metrics.incr("tls_handshake_failed")
+            raise TLSSetupException() from error
+
+    # -- deadlines --------------------------------------------------------------------------------
+
+    def _timeout_cb(self) -> None:
+        self.runtime.metrics.incr("timeouts")
+        logger.info("session timed out", extra={"client_address": self.client_address})
+        if not self._closing and self._greeted:
+            self._send_and_forget(replies.TIMEOUT)
+        self._close()
+
+    def storage_started(self) -> None:
+        """Our write must not be cut off by the client's DATA deadline: answer it instead."""
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        self._storing = True
+
+    def storage_finished(self) -> None:
+        self._storing = False
+        if not self._closing:
+            self._reset_timeout()
+
+    # -- replies ------------------------------------------------------------------------------------
+
+    async def push(self, status: str | bytes) -> None:
+        if isinstance(status, bytes):
+            await super().push(status)
+            return
+        status = replies.rewrite_stock(status)
+        self.runtime.metrics.reply(status)
+        await super().push(status)
+        if status.startswith("354"):
+            self._reset_timeout(self.runtime.settings.data_timeout_seconds)
+        elif self.runtime.draining and status[3:4] == " " and not status.startswith("334"):
+            self.close_if_idle()
+
+    def close_if_idle(self) -> bool:
+        """Drain: 421 and close unless a transaction (MAIL given, DATA, storage) is in progress."""
+        if self._closing or self._storing or (self.envelope is not None and self.envelope.mail_from):
+            return False
+        if not self._admitted:
+            self._close()
+            return True
+        if self._greeted:
+            self._send_and_forget(replies.SHUTTING_DOWN)
+        self._close()
+        return True

@@ -1,0 +1,56 @@
+"""State one bridge process shares between its sessions: settings, core services, caps, drain flag."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ssl
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from mailrelay.settings import Settings
+from mailrelay.wiring import Services
+from smtp_bridge.access import AuthThrottle, ConnectionCaps
+from smtp_bridge.observability import Metrics, metrics
+from smtp_bridge.settings import BridgeSettings
+
+if TYPE_CHECKING:
+    from smtp_bridge.protocol import BridgeSMTP
+
+T = TypeVar("T")
+
+# Room for the Received, Message-ID and Date headers we add: SIZE advertises what the core will still accept.
+ADDED_HEADERS_ROOM = 2048
+
+
+@dataclass
+class Runtime:
+    settings: BridgeSettings
+    core: Settings
+    services: Services
+    tls_context: ssl.SSLContext | None
+    metrics: Metrics = metrics
+    sessions: set[BridgeSMTP] = field(default_factory=set)
+    draining: bool = False
+    caps: ConnectionCaps = field(init=False)
+    throttle: AuthThrottle = field(init=False)
+    executor: ThreadPoolExecutor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.caps = ConnectionCaps(self.settings.max_connections, self.settings.max_connections_per_client)
+        self.throttle = AuthThrottle(self.settings.auth_failure_limit, self.settings.auth_failure_window_seconds)
+        # boto3 is blocking: storage calls run here, so a slow AWS call never stalls other sessions.
+        self.executor = ThreadPoolExecutor(self.settings.storage_threads, thread_name_prefix="bridge-storage")
+
+    @property
+    def size_limit(self) -> int:
+        return max(1024, self.core.max_message_bytes - ADDED_HEADERS_ROOM)
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=False)
