@@ -1,0 +1,265 @@
+"""Template policy rules. Each takes the translated CloudFormation template and returns its violations.
+
+Rules run on what SAM deploys (the translator's output), so SAM shorthands (Events, Globals, implicit
+roles) cannot hide anything. Parameter references resolve to their defaults.
+
+Encryption rule, per type:
+- SQS queue: SqsManagedSseEnabled true or a KmsMasterKeyId (explicit: not relying on the account default).
+- DynamoDB table: SSESpecification.SSEEnabled true (KMS; the default AWS-owned key is not enough here).
+- S3 bucket: a BucketEncryption rule with a default SSE algorithm.
+- SNS topic: a KmsMasterKeyId (SNS has no service-managed encryption at rest by default).
+- CloudWatch log group: always encrypted at rest by CloudWatch Logs with a service key; a KmsKeyId is
+  optional, so log groups pass with the default encryption (checkov's CKV_AWS_158 is skipped in the template).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+Template = dict[str, Any]
+Rule = Callable[[Template], list[str]]
+
+SQS_DEFAULT_VISIBILITY = 30
+SQS_DEFAULT_RETENTION = 345_600
+LAMBDA_DEFAULT_TIMEOUT = 3
+# The function that authenticates every request itself (see ApiFunction in template.yaml) and the one route
+# that is public on purpose.
+AUTHENTICATING_FUNCTIONS = frozenset({"ApiFunction"})
+PUBLIC_ROUTES = frozenset({("GET", "/v1/openapi.json")})
+MIN_PYTHON = (3, 12)
+
+
+def resources(template: Template, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, resource in template.get("Resources", {}).items():
+        if resource.get("Type") == kind:
+            yield name, resource.get("Properties") or {}
+
+
+def resolve(template: Template, value: Any) -> Any:
+    """A literal, or a Ref to a parameter resolved to its default (numbers come back as int)."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        spec = template.get("Parameters", {}).get(value["Ref"])
+        if spec is None or "Default" not in spec:
+            raise ValueError(f"cannot resolve {value!r}")
+        value = spec["Default"]
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value
+
+
+def referenced(value: Any) -> str | None:
+    """The logical id behind {"Ref": X} or {"Fn::GetAtt": [X, ...]}."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return str(value["Ref"])
+        if "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            return str(target[0] if isinstance(target, list) else target.split(".")[0])
+    return None
+
+
+def _sqs_mappings(template: Template) -> Iterator[tuple[str, dict[str, Any], str, str]]:
+    """(mapping id, properties, queue id, function id) for every event source mapping fed by an SQS queue."""
+    queues = dict(resources(template, "AWS::SQS::Queue"))
+    for name, props in resources(template, "AWS::Lambda::EventSourceMapping"):
+        queue = referenced(props.get("EventSourceArn"))
+        if queue in queues:
+            function = referenced(props.get("FunctionName")) or str(props.get("FunctionName"))
+            yield name, props, queue, function
+
+
+def report_batch_item_failures(template: Template) -> list[str]:
+    return [
+        f"{name}: SQS mapping without FunctionResponseTypes [ReportBatchItemFailures] (failed records would be lost)"
+        for name, props, _, _ in _sqs_mappings(template)
+        if "ReportBatchItemFailures" not in (props.get("FunctionResponseTypes") or [])
+    ]
+
+
+def visibility_covers_six_timeouts(template: Template) -> list[str]:
+    found = []
+    functions = dict(resources(template, "AWS::Lambda::Function"))
+    queues = dict(resources(template, "AWS::SQS::Queue"))
+    for name, _, queue, function in _sqs_mappings(template):
+        timeout = resolve(template, functions.get(function, {}).get("Timeout", LAMBDA_DEFAULT_TIMEOUT))
+        visibility = resolve(template, queues[queue].get("VisibilityTimeout", SQS_DEFAULT_VISIBILITY))
+        if timeout * 6 > visibility:
+            found.append(f"{name}: {queue} VisibilityTimeout {visibility} < 6 x {function} Timeout {timeout}")
+    return found
+
+
+def dead_letter_outlives_source(template: Template) -> list[str]:
+    found = []
+    queues = dict(resources(template, "AWS::SQS::Queue"))
+    for name, props in queues.items():
+        redrive = props.get("RedrivePolicy")
+        if not redrive:
+            continue
+        dlq = referenced(redrive.get("deadLetterTargetArn"))
+        if dlq not in queues:
+            found.append(f"{name}: dead-letter target {redrive.get('deadLetterTargetArn')!r} is not a queue here")
+            continue
+        source = resolve(template, props.get("MessageRetentionPeriod", SQS_DEFAULT_RETENTION))
+        kept = resolve(template, queues[dlq].get("MessageRetentionPeriod", SQS_DEFAULT_RETENTION))
+        if kept <= source:
+            found.append(f"{name}: DLQ {dlq} keeps messages {kept}s, not longer than the source's {source}s")
+    return found
+
+
+def encrypted_at_rest(template: Template) -> list[str]:
+    found = []
+    for name, props in resources(template, "AWS::SQS::Queue"):
+        if props.get("SqsManagedSseEnabled") is not True and not props.get("KmsMasterKeyId"):
+            found.append(f"{name}: SQS queue without SqsManagedSseEnabled or KmsMasterKeyId")
+    for name, props in resources(template, "AWS::DynamoDB::Table"):
+        if (props.get("SSESpecification") or {}).get("SSEEnabled") is not True:
+            found.append(f"{name}: DynamoDB table without SSESpecification.SSEEnabled")
+    for name, props in resources(template, "AWS::S3::Bucket"):
+        rules = (props.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration") or []
+        if not any((r.get("ServerSideEncryptionByDefault") or {}).get("SSEAlgorithm") for r in rules):
+            found.append(f"{name}: S3 bucket without default encryption")
+    for name, props in resources(template, "AWS::SNS::Topic"):
+        if not props.get("KmsMasterKeyId"):
+            found.append(f"{name}: SNS topic without KmsMasterKeyId")
+    # AWS::Logs::LogGroup: encrypted by CloudWatch Logs by default (see the module docstring).
+    return found
+
+
+def point_in_time_recovery(template: Template) -> list[str]:
+    return [
+        f"{name}: DynamoDB table without point-in-time recovery"
+        for name, props in resources(template, "AWS::DynamoDB::Table")
+        if (props.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled") is not True
+    ]
+
+
+def http_routes(template: Template) -> Iterator[tuple[str, str, str | None, bool]]:
+    """(METHOD, path, function id, has an API Gateway authorizer) for every HTTP API route."""
+    for _, props in resources(template, "AWS::ApiGatewayV2::Api"):
+        for path, item in ((props.get("Body") or {}).get("paths") or {}).items():
+            for method, operation in item.items():
+                integration = operation.get("x-amazon-apigateway-integration") or {}
+                uri = integration.get("uri", {})
+                text = uri.get("Fn::Sub", "") if isinstance(uri, dict) else str(uri)
+                text = text[0] if isinstance(text, list) else text
+                function = text.split("/functions/${", 1)[1].split(".Arn}", 1)[0] if "/functions/${" in text else None
+                authorized = bool(operation.get("security"))
+                yield method.upper(), path, function, authorized
+    for _, props in resources(template, "AWS::ApiGatewayV2::Route"):
+        method, _, path = str(props.get("RouteKey", "")).partition(" ")
+        yield method, path, None, props.get("AuthorizationType", "NONE") != "NONE"
+
+
+def routes_authenticate(template: Template) -> list[str]:
+    """Every route but the public ones is served by a function that authenticates in its code (or has an
+    API Gateway authorizer). This project authenticates in ApiFunction: an HTTP API authorizer can only
+    answer a bare 403, not a 401 problem document. tests/template proves ApiFunction answers 401."""
+    found = []
+    for method, path, function, authorized in http_routes(template):
+        if (method, path) in PUBLIC_ROUTES or authorized:
+            continue
+        if function not in AUTHENTICATING_FUNCTIONS:
+            found.append(f"{method} {path}: served by {function!r}, which does not authenticate requests")
+    return found
+
+
+def payload_bucket(template: Template) -> str | None:
+    for _, props in resources(template, "AWS::Lambda::Function"):
+        bucket = referenced(((props.get("Environment") or {}).get("Variables") or {}).get("MAILRELAY_PAYLOAD_BUCKET"))
+        if bucket:
+            return bucket
+    return None
+
+
+def payloads_outlive_queues(template: Template) -> list[str]:
+    """Leftover payloads may be swept only after a message could still sit in the queue and then the DLQ."""
+    bucket = payload_bucket(template)
+    if bucket is None:
+        return ["no function names a payload bucket (MAILRELAY_PAYLOAD_BUCKET)"]
+    queues = dict(resources(template, "AWS::SQS::Queue"))
+    longest = 0
+    for props in queues.values():
+        dlq = referenced((props.get("RedrivePolicy") or {}).get("deadLetterTargetArn"))
+        if dlq in queues:
+            total = resolve(template, props.get("MessageRetentionPeriod", SQS_DEFAULT_RETENTION)) + resolve(
+                template, queues[dlq].get("MessageRetentionPeriod", SQS_DEFAULT_RETENTION)
+            )
+            longest = max(longest, total)
+    rules = ((template["Resources"][bucket].get("Properties") or {}).get("LifecycleConfiguration") or {}).get(
+        "Rules"
+    ) or []
+    found = []
+    for rule in rules:
+        days = rule.get("ExpirationInDays")
+        if rule.get("Status") == "Enabled" and days is not None and resolve(template, days) * 86400 < longest:
+            found.append(f"{bucket}: rule {rule.get('Id')} expires payloads after {days} days, before queue + DLQ")
+    return found
+
+
+def bucket_is_private_and_tls_only(template: Template) -> list[str]:
+    found = []
+    policies = [props for _, props in resources(template, "AWS::S3::BucketPolicy")]
+    for name, props in resources(template, "AWS::S3::Bucket"):
+        block = props.get("PublicAccessBlockConfiguration") or {}
+        flags = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+        if not all(block.get(flag) is True for flag in flags):
+            found.append(f"{name}: public access block is not complete")
+        if not any(referenced(p.get("Bucket")) == name and _denies_plain_http(p) for p in policies):
+            found.append(f"{name}: no bucket policy denies requests without TLS (aws:SecureTransport)")
+    return found
+
+
+def _denies_plain_http(policy: dict[str, Any]) -> bool:
+    for statement in (policy.get("PolicyDocument") or {}).get("Statement") or []:
+        condition = (statement.get("Condition") or {}).get("Bool") or {}
+        actions = statement.get("Action")
+        actions = actions if isinstance(actions, list) else [actions]
+        if (
+            statement.get("Effect") == "Deny"
+            and str(condition.get("aws:SecureTransport")).lower() == "false"
+            and ("s3:*" in actions or "*" in actions)
+            and statement.get("Principal") in ("*", {"AWS": "*"})
+        ):
+            return True
+    return False
+
+
+def log_retention(template: Template) -> list[str]:
+    found = [
+        f"{name}: log group without RetentionInDays"
+        for name, props in resources(template, "AWS::Logs::LogGroup")
+        if not props.get("RetentionInDays")
+    ]
+    groups = {name for name, _ in resources(template, "AWS::Logs::LogGroup")}
+    for name, props in resources(template, "AWS::Lambda::Function"):
+        # Without its own log group a function logs to /aws/lambda/<name>, created on first use, kept forever.
+        if referenced((props.get("LoggingConfig") or {}).get("LogGroup")) not in groups:
+            found.append(f"{name}: function does not log to a log group of this template (no retention)")
+    return found
+
+
+def arm64_and_recent_python(template: Template) -> list[str]:
+    found = []
+    for name, props in resources(template, "AWS::Lambda::Function"):
+        if props.get("Architectures") != ["arm64"]:
+            found.append(f"{name}: Architectures {props.get('Architectures')!r}, not [arm64]")
+        runtime = str(props.get("Runtime", ""))
+        version = tuple(int(p) for p in runtime.removeprefix("python").split(".") if p.isdigit())
+        if not runtime.startswith("python") or version < MIN_PYTHON:
+            found.append(f"{name}: runtime {runtime!r} is older than python{'.'.join(map(str, MIN_PYTHON))}")
+    return found
+
+
+RULES: dict[str, Rule] = {
+    "report_batch_item_failures": report_batch_item_failures,
+    "visibility_covers_six_timeouts": visibility_covers_six_timeouts,
+    "dead_letter_outlives_source": dead_letter_outlives_source,
+    "encrypted_at_rest": encrypted_at_rest,
+    "point_in_time_recovery": point_in_time_recovery,
+    "routes_authenticate": routes_authenticate,
+    "payloads_outlive_queues": payloads_outlive_queues,
+    "bucket_is_private_and_tls_only": bucket_is_private_and_tls_only,
+    "log_retention": log_retention,
+    "arm64_and_recent_python": arm64_and_recent_python,
+}
