@@ -18,10 +18,7 @@ CONFIG = ManualArgs(regions=[PSEUDO_PARAMETERS["AWS::Region"]])
 
 # Findings known and owned elsewhere, each with its reason. The test also fails when one of them goes away,
 # so that the entry is removed with the fix.
-KNOWN: dict[tuple[str, str], str] = {
-    ("W3037", "BridgeTaskRole"): "sqs:SendMessageBatch is not an IAM action (sqs:SendMessage authorises "
-    "SendMessageBatch); for the SMTP bridge's owner to drop from the task role",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def findings(template: dict[str, object]) -> set[tuple[str, str]]:

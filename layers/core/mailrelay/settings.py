@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+EnvModel = TypeVar("EnvModel", bound=BaseModel)
 
 
 class Settings(BaseModel):
@@ -36,12 +39,17 @@ class ConfigurationError(RuntimeError):
     pass
 
 
-def settings_from(env: dict[str, str]) -> Settings:
+def model_from_env(model: type[EnvModel], env: dict[str, str], what: str = "configuration") -> EnvModel:
+    """Validate environment variables into ``model``; the error names every bad variable."""
     try:
-        return Settings.model_validate(env)
+        return model.model_validate(env)
     except ValidationError as exc:
-        names = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigurationError(f"invalid configuration: {names}") from exc
+        names = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"invalid {what}: {names}") from exc
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    return model_from_env(Settings, env)
 
 
 @lru_cache(maxsize=1)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mailrelay.settings import ConfigurationError
+from mailrelay.settings import model_from_env
 
 SQS_MAX_VISIBILITY = 43_200  # seconds (12 h), counted from the receive; we stay a little under it
 
@@ -42,11 +42,7 @@ class DeliverySettings(BaseModel):
 
 
 def delivery_settings_from(env: dict[str, str]) -> DeliverySettings:
-    try:
-        return DeliverySettings.model_validate(env)
-    except ValidationError as exc:
-        names = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
-        raise ConfigurationError(f"invalid delivery configuration: {names}") from exc
+    return model_from_env(DeliverySettings, env, "delivery configuration")
 
 
 @lru_cache(maxsize=1)
