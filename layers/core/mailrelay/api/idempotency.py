@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from mailrelay.errors import Conflict, InvalidRequest
+from mailrelay.errors import Conflict, InvalidRequest, TemporarilyUnavailable
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -54,6 +54,7 @@ class IdempotentRunner:
         from aws_lambda_powertools.utilities.idempotency import idempotent_function
         from aws_lambda_powertools.utilities.idempotency.exceptions import (
             IdempotencyAlreadyInProgressError,
+            IdempotencyPersistenceLayerError,
             IdempotencyValidationError,
         )
 
@@ -61,8 +62,11 @@ class IdempotentRunner:
         if self._lambda_context is not None:
             config.register_lambda_context(self._lambda_context)
 
+        done: list[dict[str, Any]] = []
+
         def send(request: dict[str, str]) -> dict[str, Any]:
-            return operation()
+            done.append(operation())
+            return done[0]
 
         guarded = idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)(
             send
@@ -73,4 +77,10 @@ class IdempotentRunner:
             raise Conflict("this Idempotency-Key was used with a different request body") from None
         except IdempotencyAlreadyInProgressError:
             raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly") from None
+        except IdempotencyPersistenceLayerError:
+            if done:  # accepted; only the key's record could not be completed (it expires as in-progress)
+                return done[0]
+            raise TemporarilyUnavailable(
+                "the idempotency store is unavailable; nothing was accepted, please retry"
+            ) from None
         return result

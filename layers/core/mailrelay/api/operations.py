@@ -9,12 +9,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mailrelay.adapters.aws import StorageError
 from mailrelay.adapters.dynamo_messages import DynamoStatusStore
 from mailrelay.api.idempotency import IdempotentRunner, check_key
 from mailrelay.api.problems import MalformedBody, from_validation_error, problem_for
 from mailrelay.clients import ClientService, bearer_token
 from mailrelay.compose import from_request
-from mailrelay.errors import InvalidRequest, MailrelayError, MessageTooLarge, NotFound
+from mailrelay.errors import InvalidRequest, MailrelayError, MessageTooLarge, NotFound, TemporarilyUnavailable
 from mailrelay.ids import is_message_id
 from mailrelay.models.client import Client
 from mailrelay.models.send_request import SendRequest
@@ -46,7 +47,11 @@ class ApiOperations:
         self.idempotency = idempotency
 
     def authenticate(self, authorization: str | None) -> Client:
-        return self.clients.authenticate(bearer_token(authorization))
+        try:
+            return self.clients.authenticate(bearer_token(authorization))
+        except StorageError as exc:  # a read that failed is temporary: 503, never 500 (invariant 1)
+            raise TemporarilyUnavailable("the client store is unavailable, please retry",
+                                         retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
 
     def _json(self, body: bytes | None) -> Any:
         # base64 and JSON escapes make the body larger than the message it describes
@@ -121,7 +126,11 @@ class ApiOperations:
             raise
 
     def get_message(self, client: Client, message_id: str) -> Reply:
-        status = self.statuses.get(message_id) if is_message_id(message_id) else None
+        try:
+            status = self.statuses.get(message_id) if is_message_id(message_id) else None
+        except StorageError as exc:
+            raise TemporarilyUnavailable("the status store is unavailable, please retry",
+                                         retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
         if status is None or status.client_id != client.id:
             raise NotFound(f"no message {message_id!r} for this client")
         return Reply(200, status.public_view())

@@ -11,6 +11,7 @@ import base64
 import binascii
 import logging
 import math
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -197,12 +198,19 @@ class DeliveryWorker:
         return max(1, min(delay, _seconds(queued.expires_at - now) + 1))  # next time round it expires
 
     def _release(self, status: MessageStatus) -> bool:
-        try:
-            self.statuses.release_lease(status, self.owner)
-        except LeaseLost:
-            logger.error("lease lost before the outcome was recorded", extra={"message_id": status.id})
-            return False
-        return True
+        for attempt in range(3):  # an outcome not recorded after a send means sending it again (B10)
+            try:
+                self.statuses.release_lease(status, self.owner)
+            except LeaseLost:  # also when a retry finds our earlier write did land (its reply was lost)
+                logger.error("lease lost before the outcome was recorded", extra={"message_id": status.id})
+                return False
+            except StorageError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            return True
+        return False
 
     def _hide(self, receipt_handle: str, queued: QueuedMessage, seconds: int, reason: str,
               state: MessageState | None = None) -> RecordOutcome:  # fmt: skip

@@ -101,6 +101,9 @@ class HttpGateway:
         self.routes = routes
         self.handler = handler
         self.timeout_ms = timeout_ms
+        # One event at a time, as in one Lambda execution environment: Powertools' resolver keeps the
+        # current event in a class attribute, so concurrent calls would answer with each other's requests.
+        self._invoke = threading.Lock()
         self.server = ThreadingHTTPServer((host, port), self._request_class())
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -149,7 +152,8 @@ class HttpGateway:
         event = build_event(request.command, request.path, headers, body, route, request.client_address[0])
         context = LambdaContext("ApiFunction", self.timeout_ms)
         try:
-            result = self.handler(event, context)
+            with self._invoke:
+                result = self.handler(event, context)
         except Exception:  # as API Gateway does when the integration fails
             self._reply(request, 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
             raise
