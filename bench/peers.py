@@ -50,7 +50,7 @@ class Sink:
 
     def __init__(self) -> None:
         self.port = free_port()
-        self._out = tempfile.TemporaryFile()
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [SMTP_SINK, "-c", "-u", "postfix", f"{HOST}:{self.port}", "1024"],
             stdout=self._out,
@@ -61,9 +61,9 @@ class Sink:
         # Our own connection above counts as one session; the message counter is what we read.
 
     def messages(self) -> int:
-        """Messages received so far (the last ``msg=N`` counter smtp-sink printed)."""
+        """Messages received so far (the last ``mesg=N`` counter smtp-sink printed)."""
         self._out.seek(0)
-        found = re.findall(rb"msg=(\d+)", self._out.read())
+        found = re.findall(rb"mesg=(\d+)", self._out.read())
         return int(found[-1]) if found else 0
 
     def wait_for(self, count: int, timeout: float) -> float:
@@ -183,14 +183,10 @@ class Postfix:
             raise
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            [POSTFIX, "-c", str(self.config), *args], capture_output=True, timeout=60, check=check
-        )
+        return subprocess.run([POSTFIX, "-c", str(self.config), *args], capture_output=True, timeout=60, check=check)
 
     def command(self, tool: str, *args: str) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            [tool, "-c", str(self.config), *args], capture_output=True, timeout=120, check=True
-        )
+        return subprocess.run([tool, "-c", str(self.config), *args], capture_output=True, timeout=120, check=True)
 
     def queued(self) -> int:
         out = subprocess.run(

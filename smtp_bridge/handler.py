@@ -68,6 +68,7 @@ class BridgeHandler:
         if client is None:
             self._log_refusal(server, None, replies.AUTH_REQUIRED)
             return replies.AUTH_REQUIRED
+        server.transaction_client = (envelope, client)  # DATA of this transaction reuses it: one lookup
         try:
             sender = parse_address(address, "MAIL FROM")
         except InvalidRequest as exc:
@@ -76,6 +77,7 @@ class BridgeHandler:
             return self._log_refusal(server, client, f"550 5.7.1 Sender not allowed for this client: {sender.smtp}")
         envelope.mail_from = address
         envelope.mail_options.extend(options)
+        server.begin_transaction()
         return replies.SENDER_OK
 
     async def handle_RCPT(
@@ -96,7 +98,9 @@ class BridgeHandler:
         client: Client | None = None
         server.storage_started()
         try:
-            client = await self.sending_client(server, session)
+            known = server.transaction_client
+            client = known[1] if known is not None and known[0] is envelope else None
+            client = client or await self.sending_client(server, session)
             if client is None:
                 reply = replies.AUTH_REQUIRED
             elif self.runtime.settings.bare_newlines == "reject" and has_bare_newline(data):
@@ -130,9 +134,7 @@ class BridgeHandler:
             now=datetime.now(UTC), bare_newlines=self.runtime.settings.bare_newlines,
             smtputf8=bool(envelope.smtp_utf8), received=received,
         )  # fmt: skip
-        return self.runtime.services.submissions.submit(
-            client, submission, max_recipients=self.runtime.settings.max_recipients
-        )
+        return self.runtime.submissions.submit(client, submission, max_recipients=self.runtime.settings.max_recipients)
 
     async def handle_exception(self, error: Exception) -> str:
         """Never a 5xx for a failure of ours (aiosmtpd's default is '500 Error: ...')."""

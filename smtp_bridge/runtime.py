@@ -10,7 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from mailrelay.adapters.group_commit import GroupCommitQueue
 from mailrelay.settings import Settings
+from mailrelay.submission import Queue, SubmissionService
 from mailrelay.wiring import Services
 from smtp_bridge.access import AuthThrottle, ConnectionCaps
 from smtp_bridge.observability import Metrics, metrics
@@ -34,15 +36,26 @@ class Runtime:
     metrics: Metrics = metrics
     sessions: set[BridgeSMTP] = field(default_factory=set)
     draining: bool = False
+    # Sessions between an accepted MAIL and the end of that transaction: the group commit waits for
+    # no more queue writes than these (a lone session's message is written at once).
+    transactions: int = 0
     caps: ConnectionCaps = field(init=False)
     throttle: AuthThrottle = field(init=False)
     executor: ThreadPoolExecutor = field(init=False)
+    queue: Queue = field(init=False)
+    submissions: SubmissionService = field(init=False)
 
     def __post_init__(self) -> None:
         self.caps = ConnectionCaps(self.settings.max_connections, self.settings.max_connections_per_client)
         self.throttle = AuthThrottle(self.settings.auth_failure_limit, self.settings.auth_failure_window_seconds)
         # boto3 is blocking: storage calls run here, so a slow AWS call never stalls other sessions.
         self.executor = ThreadPoolExecutor(self.settings.storage_threads, thread_name_prefix="bridge-storage")
+        services = self.services
+        wait = self.settings.group_commit_ms / 1000
+        self.queue = (
+            GroupCommitQueue(services.queue, wait, expected=lambda: self.transactions) if wait > 0 else services.queue
+        )
+        self.submissions = SubmissionService(self.core, self.queue, services.payloads, services.statuses)
 
     @property
     def size_limit(self) -> int:

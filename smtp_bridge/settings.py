@@ -79,6 +79,9 @@ class BridgeSettings(BaseModel):
     drain_grace_seconds: float = Field(100, alias="MAILRELAY_BRIDGE_DRAIN_GRACE_SECONDS", ge=0, le=115)
     workers: int = Field(1, alias="MAILRELAY_BRIDGE_WORKERS", ge=1, le=64)
     storage_threads: int = Field(16, alias="MAILRELAY_BRIDGE_STORAGE_THREADS", ge=1, le=256)
+    # Group commit: concurrent sessions' queue writes share SendMessageBatch calls; a write waits at
+    # most this long for others to join (0 = one SendMessage per message).
+    group_commit_ms: float = Field(10, alias="MAILRELAY_BRIDGE_GROUP_COMMIT_MS", ge=0, le=50)
     metrics_interval_seconds: float = Field(60, alias="MAILRELAY_BRIDGE_METRICS_INTERVAL_SECONDS", gt=0)
 
     @field_validator("submission_port", "implicit_tls_port", "plain_port", "readiness_port", mode="before")

@@ -13,7 +13,6 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mailrelay.api.idempotency import IdempotentRunner
-from mailrelay.api.openapi import openapi_document
 from mailrelay.api.operations import ApiOperations, Reply
 from mailrelay.api.problems import PROBLEM_JSON, Problem, problem_for
 from mailrelay.errors import MailrelayError, NotFound
@@ -61,6 +60,8 @@ def _problem_response(problem: Problem) -> Response[str]:
 
 @app.get("/v1/openapi.json")
 def get_openapi() -> Response[str]:
+    from mailrelay.api.openapi import openapi_document  # only this route needs it: not at cold start
+
     return Response(200, "application/json", json.dumps(openapi_document()))
 
 

@@ -130,7 +130,8 @@ def _attachment(hostile: bool) -> st.SearchStrategy[dict[str, Any]]:
     text = hostile_text(30) if hostile else safe_text(30)
     return st.fixed_dictionaries(
         {
-            "filename": text.filter(bool) if not hostile else text,
+            # well-formed file names hold no path separators and none of <>" (the model refuses them)
+            "filename": text.filter(lambda n: bool(n) and not set(n) & set('/\\<>"')) if not hostile else text,
             "content": st.sampled_from(["", "aGVsbG8=", "AAECAwQ=", "not base64!" if hostile else "eA=="]),
         },
         optional={

@@ -9,7 +9,7 @@ from email.utils import format_datetime
 from mailrelay.canonical import BareNewlinePolicy, canonicalize
 from mailrelay.errors import MessageTooLarge
 from mailrelay.ids import message_id_header, new_message_id
-from mailrelay.message_headers import read_headers
+from mailrelay.message_headers import HeaderSummary, read_headers
 from mailrelay.mime_builder import build_message, needs_smtputf8
 from mailrelay.models.send_request import SendRequest
 from mailrelay.settings import Settings
@@ -18,15 +18,14 @@ from mailrelay.submission import FieldNames, Submission
 _RAW_FIELDS = FieldNames(envelope_from="raw.mail_from", recipients="raw.rcpt_to", headers="raw.data")
 
 
-def add_missing_headers(data: bytes, message_id: str, domain: str, now: datetime, field: str) -> bytes:
-    """Prepend Message-ID and Date when the message lacks them (RFC 6409 §8); change nothing else."""
-    summary = read_headers(data, field)
+def missing_headers(summary: HeaderSummary, message_id: str, domain: str, now: datetime) -> bytes:
+    """The Message-ID and Date lines a message lacks (RFC 6409 §8), to prepend to it."""
     extra = b""
     if not summary.has_message_id:
         extra += f"Message-ID: {message_id_header(message_id, domain)}\r\n".encode("ascii")
     if not summary.has_date:
         extra += f"Date: {format_datetime(now)}\r\n".encode("ascii")
-    return extra + data
+    return extra
 
 
 def _estimated_size(request: SendRequest) -> int:
@@ -46,11 +45,12 @@ def from_request(request: SendRequest, settings: Settings, now: datetime) -> Sub
         if len(raw.data) * 3 // 4 > settings.max_message_bytes:
             raise MessageTooLarge(len(raw.data) * 3 // 4, settings.max_message_bytes)
         data = canonicalize(base64.b64decode(raw.data), bare_newlines="normalize", field="raw.data")
-        data = add_missing_headers(data, message_id, settings.message_id_domain, now, "raw.data")
+        summary = read_headers(data, _RAW_FIELDS.headers)  # parsed once: check() reuses it
+        data = missing_headers(summary, message_id, settings.message_id_domain, now) + data
         smtputf8 = any(ord(c) > 127 for c in raw.mail_from + "".join(raw.rcpt_to))
         return Submission(
             mail_from=raw.mail_from, rcpt_to=tuple(raw.rcpt_to), data=data, smtputf8=smtputf8,
-            fields=_RAW_FIELDS, **common,  # type: ignore[arg-type]
+            fields=_RAW_FIELDS, headers=summary, **common,  # type: ignore[arg-type]
         )  # fmt: skip
     assert request.from_ is not None
     estimate = _estimated_size(request)
@@ -75,9 +75,14 @@ def from_smtp(
     """A message received by the SMTP bridge: canonicalised, with Message-ID/Date and Received added."""
     message_id = new_message_id()
     canonical = canonicalize(data, bare_newlines=bare_newlines, field="message")
-    canonical = received + add_missing_headers(canonical, message_id, settings.message_id_domain, now, "message")
+    # The header section is parsed once (check() reuses the summary: the lines added here are neither
+    # From nor Sender), and the result is built with one copy of the body, not one per added header.
+    summary = read_headers(canonical, "message")
+    extra = missing_headers(summary, message_id, settings.message_id_domain, now)
+    if received or extra:
+        canonical = b"".join((received, extra, canonical))
     return Submission(
         message_id=message_id, mail_from=mail_from, rcpt_to=tuple(rcpt_to), data=canonical,
-        source="smtp", smtputf8=smtputf8,
+        source="smtp", smtputf8=smtputf8, headers=summary,
         fields=FieldNames(envelope_from="MAIL FROM", recipients="RCPT TO", headers="header"),
     )  # fmt: skip

@@ -26,7 +26,7 @@ from mailrelay.errors import (
     TemporarilyUnavailable,
     TooManyRecipients,
 )
-from mailrelay.message_headers import read_headers
+from mailrelay.message_headers import HeaderSummary, read_headers
 from mailrelay.models.client import Client
 from mailrelay.models.queued_message import DeliveryMode, InlinePayload, QueuedMessage, S3Payload, digest
 from mailrelay.models.status import MessageStatus, RecipientStatus
@@ -83,6 +83,9 @@ class Submission:
     tags: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
     fields: FieldNames = FieldNames()
+    # The header section's summary when the composer already parsed it strictly (from ``data``'s own
+    # From/Sender lines): check() then does not parse it a second time.
+    headers: HeaderSummary | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ class SubmissionService:
             raise SenderNotAllowed(sub.fields.envelope_from, envelope.smtp)
         for i, rcpt in enumerate(sub.rcpt_to):
             parse_address(rcpt, f"{sub.fields.recipients}[{i}]")
-        headers = read_headers(sub.data, sub.fields.headers)
+        headers = sub.headers or read_headers(sub.data, sub.fields.headers)
         for address in (*headers.from_addresses, *([headers.sender] if headers.sender else [])):
             if not sender_allowed(address, client.allowed_from):
                 raise SenderNotAllowed(sub.fields.headers, address.smtp)

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+if TYPE_CHECKING:
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-_ser = TypeSerializer()
-_de = TypeDeserializer()
+
+@cache
+def _codecs() -> tuple[TypeSerializer, TypeDeserializer]:
+    """Imported on first use: ``boto3.dynamodb`` loads all of boto3, which a cold start need not pay for."""
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
 
 
 def to_item(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in data.items() if v is not None}
+    ser = _codecs()[0]
+    return {k: ser.serialize(v) for k, v in data.items() if v is not None}
 
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _plain(_de.deserialize(v)) for k, v in item.items()}
+    de = _codecs()[1]
+    return {k: _plain(de.deserialize(v)) for k, v in item.items()}
 
 
 def _plain(value: Any) -> Any:

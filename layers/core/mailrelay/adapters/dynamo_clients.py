@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from mailrelay.adapters.aws import aws_call, lazy
 from mailrelay.adapters.dynamo import from_item, to_item
 from mailrelay.models.client import Client
@@ -40,6 +38,8 @@ class DynamoClientStore:
                     ]
                 )  # fmt: skip
         except Exception as exc:
+            from botocore.exceptions import ClientError
+
             cause = exc.__cause__
             if isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "TransactionCanceledException":
                 raise ClientExists(client.id) from None

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from botocore.exceptions import ClientError
+from typing import TYPE_CHECKING, Any
 
 from mailrelay.adapters.aws import StorageError, aws_call, lazy
 from mailrelay.adapters.dynamo import from_item, to_item
 from mailrelay.models.status import MessageStatus
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ _NOT_LEASED = "(attribute_not_exists(lease_until) OR lease_until < :now_ts)"
 
 
 def _conditional_failure(exc: StorageError) -> ClientError | None:
+    from botocore.exceptions import ClientError  # loaded by then: the error came from a client call
+
     cause = exc.__cause__
     if isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ConditionalCheckFailedException":
         return cause

@@ -1,15 +1,20 @@
-"""Secrets Manager and SSM Parameter Store through Powertools Parameters (cached, refreshable)."""
+"""Secrets Manager and SSM Parameter Store through Powertools Parameters (cached, refreshable).
+
+Powertools Parameters loads boto3 (and AppConfig support) when imported: it is imported on first use,
+so a cold start does not pay for it before the first message needs an upstream.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mailrelay.adapters.aws import StorageError, lazy
 from mailrelay.delivery.credentials import Credentials
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 
 class _SecretShape(BaseModel):
@@ -28,6 +33,9 @@ class SmtpCredentialStore:
         self._provider: SecretsProvider | None = None
 
     def get(self, secret_id: str, *, refresh: bool = False) -> Credentials:
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
+
         if self._provider is None:
             self._provider = SecretsProvider(boto3_client=self._client())
         try:
@@ -45,6 +53,9 @@ class SsmParameterReader:
         self._client = lazy("ssm", client)
 
     def read(self, name: str) -> str:
+        from aws_lambda_powertools.utilities.parameters import SSMProvider
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
         provider = SSMProvider(boto3_client=self._client())
         try:
             value = provider.get(name, decrypt=True, force_fetch=True)

@@ -35,7 +35,9 @@ MailboxList = Annotated[list[MailboxIn], OneOrMany, Field(max_length=1000)]
 class Attachment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    filename: Annotated[HeaderText, Field(min_length=1, max_length=255)]
+    # No path separators (a recipient's mail client must not write outside its folder) and no <>" which
+    # MIME parameter parsers treat as syntax.
+    filename: Annotated[HeaderText, Field(min_length=1, max_length=255, pattern=r'^[^/\\<>"]+$')]
     content_type: Annotated[
         str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
     ] = "application/octet-stream"
