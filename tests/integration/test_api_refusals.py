@@ -96,6 +96,21 @@ def test_invalid_requests_name_the_field(api, client_key, queue_messages, body, 
     assert queue_messages() == []
 
 
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ('{"from": "a@example.com", "to": "b@example.org", "text": "x", "html": "\\ud800"}', "html"),
+        ('{"from": "a@example.com", "to": [{"email": "b@example.org", "name": "\\udc00"}], "text": "x"}', "to[0].name"),
+        ('{"from": "a@example.com", "to": "b@example.org", "text": "\\udfff", "metadata": {"k": "v"}}', "text"),
+    ],
+)
+def test_unpaired_surrogate_escapes_are_refused_not_a_crash(api, client_key, queue_messages, raw, field):
+    response = api("POST", "/v1/messages", raw_body=raw, key=client_key, headers={"content-type": "application/json"})
+    assert response.status == 422, response.text
+    assert field in [e["field"] for e in response.json()["errors"]]
+    assert queue_messages() == []
+
+
 @pytest.mark.parametrize("raw", ["", "{", "[1,2", "\xff\xfe", "null", '"text"', "[]"])
 def test_malformed_bodies_get_a_problem_not_a_crash(api, client_key, queue_messages, raw):
     response = api("POST", "/v1/messages", raw_body=raw, key=client_key, headers={"content-type": "application/json"})

@@ -13,6 +13,16 @@ from mailrelay.errors import InvalidRequest
 # Characters that may never appear in anything that ends up in a header or an SMTP command.
 _FORBIDDEN = {chr(c) for c in range(0x00, 0x20) if c != 0x09} | {"\x7f"}
 _FORBIDDEN |= {chr(c) for c in range(0x80, 0xA0)} | {"\u2028", "\u2029"}
+# Lone UTF-16 surrogates (JSON can carry them as \uD800 escapes) cannot be encoded at all.
+_SURROGATES = {chr(c) for c in range(0xD800, 0xE000)}
+_FORBIDDEN |= _SURROGATES
+
+
+def find_surrogate(value: str) -> str | None:
+    for ch in value:
+        if ch in _SURROGATES:
+            return ch
+    return None
 
 
 def find_forbidden_char(value: str) -> str | None:
@@ -24,14 +34,14 @@ def find_forbidden_char(value: str) -> str | None:
 
 
 def has_encoded_word(value: str) -> bool:
-    """True when ``value`` holds RFC 2047 encoded-word syntax: an "=?" later followed by "?=".
+    """True when ``value`` holds "=?", the opening of RFC 2047 encoded-word syntax.
 
     The email package decodes encoded-words wherever it parses a header (display names, unstructured
     text, even a local part), so "=?utf-8?q?=0D=0ABcc=3A...?=" would reach the wire as a real line
-    break. Clients send Unicode and mailrelay encodes; this test is a deliberate superset.
+    break; and a lone "=?" next to text that mailrelay itself encodes makes a malformed encoded-word.
+    Clients send Unicode and mailrelay encodes; refusing every "=?" is a deliberate superset.
     """
-    start = value.find("=?")
-    return start >= 0 and value.find("?=", start + 2) >= 0
+    return "=?" in value
 
 
 def describe_char(ch: str) -> str:
@@ -75,7 +85,7 @@ def parse_address(value: str, field_path: str) -> MailAddress:
     if len(value) > 320:
         raise InvalidRequest.at(field_path, "address is longer than 320 characters")
     if has_encoded_word(value):
-        raise InvalidRequest.at(field_path, "RFC 2047 encoded-words ('=?...?=') are not accepted in an address")
+        raise InvalidRequest.at(field_path, "'=?' (RFC 2047 encoded-word syntax) is not accepted in an address")
     if value.startswith("@") or ":" in value:
         raise InvalidRequest.at(field_path, "source routes are not accepted")
     local, _, _ = value.rpartition("@")

@@ -9,16 +9,24 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from mailrelay.addresses import describe_char, find_forbidden_char, has_encoded_word, parse_address
+from mailrelay.addresses import describe_char, find_forbidden_char, find_surrogate, has_encoded_word, parse_address
 from mailrelay.errors import InvalidRequest
 
 
+def _encodable(value: str) -> str:
+    bad = find_surrogate(value)
+    if bad is not None:
+        raise ValueError(f"unpaired UTF-16 surrogate {describe_char(bad)} is not allowed")
+    return value
+
+
 def _header_safe(value: str) -> str:
+    _encodable(value)
     bad = find_forbidden_char(value)
     if bad is not None:
         raise ValueError(f"control or line-break character {describe_char(bad)} is not allowed")
     if has_encoded_word(value):
-        raise ValueError("RFC 2047 encoded-words ('=?...?=') are not accepted; send the text as Unicode")
+        raise ValueError("'=?' (RFC 2047 encoded-word syntax) is not accepted; send the text as Unicode")
     return value
 
 
@@ -51,6 +59,7 @@ def _one_or_many(value: Any) -> Any:
 
 
 HeaderText = Annotated[str, AfterValidator(_header_safe)]
+BodyText = Annotated[str, AfterValidator(_encodable)]
 EmailAddress = Annotated[str, Field(min_length=3, max_length=320), AfterValidator(_email)]
 HeaderName = Annotated[str, AfterValidator(_header_name)]
 Base64Text = Annotated[str, AfterValidator(_base64)]

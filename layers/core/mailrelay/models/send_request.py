@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from mailrelay.models.fields import Base64Text, EmailAddress, HeaderName, HeaderText, OneOrMany
+from mailrelay.models.fields import Base64Text, BodyText, EmailAddress, HeaderName, HeaderText, OneOrMany
 
 # Headers we set ourselves or that describe MIME structure: a client may not supply them.
 RESERVED_HEADERS = frozenset(
@@ -81,13 +81,13 @@ class SendRequest(BaseModel):
     bcc: MailboxList = []
     reply_to: MailboxList = []
     subject: Annotated[HeaderText, Field(max_length=998)] | None = None
-    text: str | None = None
-    html: str | None = None
+    text: BodyText | None = None
+    html: BodyText | None = None
     attachments: Annotated[list[Attachment], Field(max_length=100)] = []
     headers: Annotated[dict[CustomHeaderName, Annotated[HeaderText, Field(max_length=998)]], Field(max_length=50)] = {}
     tags: Annotated[list[Tag], Field(max_length=50)] = []
     metadata: Annotated[
-        dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[str, Field(max_length=1024)]],
+        dict[Annotated[BodyText, Field(min_length=1, max_length=64)], Annotated[BodyText, Field(max_length=1024)]],
         Field(max_length=50),
     ] = {}
     send_at: AwareDatetime | None = None
