@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 from base64 import b64decode
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, Session
 
 from mailrelay.addresses import parse_address, sender_allowed
 from mailrelay.canonical import has_bare_newline
+from mailrelay.clients import hash_key
 from mailrelay.compose import from_smtp
 from mailrelay.errors import InvalidRequest, MailrelayError, Unauthenticated
 from mailrelay.models.client import Client
@@ -29,20 +31,40 @@ from smtp_bridge.runtime import Runtime
 MAX_AUTH_DELAY_SECONDS = 10.0
 
 
+@dataclass(frozen=True)
+class SessionLogin:
+    """What a session keeps of its AUTH: the client and a hash of its key, never the key itself."""
+
+    client_id: str
+    key_hash: str
+
+
 class BridgeHandler:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
     # -- who is sending -------------------------------------------------------------------------
 
-    async def sending_client(self, server: BridgeSMTP, session: Session) -> Client | None:
-        """The AUTH client, else the client bound to the allowlisted network; None: AUTH required."""
-        if session.authenticated and isinstance(session.auth_data, Client):
-            return session.auth_data
+    def current_client(self, server: BridgeSMTP, session: Session) -> Client | None:
+        """Who is sending, read now (blocking): the AUTH client if its key is still the active one,
+        else the client bound to the allowlisted network; None: AUTH is required.
+
+        Read at MAIL and again when DATA ends, so a key revoked during an open session stops working
+        at its next transaction, not when the session closes.
+        """
+        login = session.auth_data if session.authenticated else None
+        if isinstance(login, SessionLogin):
+            try:
+                return self.runtime.services.clients.reauthenticate(login.client_id, login.key_hash)
+            except Unauthenticated:
+                logger.info("AUTH credentials no longer valid", extra={"client_id": login.client_id})
+                session.authenticated = False
+                session.auth_data = None
+                return None
         client_id = server.allowlisted_client_id
         if client_id is None:
             return None
-        client = await self.runtime.run_blocking(self.runtime.services.clients.store.get, client_id)
+        client = self.runtime.services.clients.store.get(client_id)
         if client is None or client.state != "active":
             logger.error("allowlisted network bound to an unknown or revoked client", extra={"client_id": client_id})
             return None
@@ -60,15 +82,16 @@ class BridgeHandler:
     async def handle_MAIL(
         self, server: BridgeSMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        if server.lifetime_over:
+            return replies.SESSION_TOO_OLD
         try:
-            client = await self.sending_client(server, session)
+            client = await self.runtime.run_blocking(self.current_client, server, session)
         except Exception:  # the client store is unreachable: ours, so temporary
             logger.exception("client lookup failed", extra={"client_address": server.client_address})
             return replies.LOCAL_ERROR
         if client is None:
             self._log_refusal(server, None, replies.AUTH_REQUIRED)
             return replies.AUTH_REQUIRED
-        server.transaction_client = (envelope, client)  # DATA of this transaction reuses it: one lookup
         try:
             sender = parse_address(address, "MAIL FROM")
         except InvalidRequest as exc:
@@ -98,17 +121,16 @@ class BridgeHandler:
         client: Client | None = None
         server.storage_started()
         try:
-            known = server.transaction_client
-            client = known[1] if known is not None and known[0] is envelope else None
-            client = client or await self.sending_client(server, session)
-            if client is None:
-                reply = replies.AUTH_REQUIRED
-            elif self.runtime.settings.bare_newlines == "reject" and has_bare_newline(data):
+            if self.runtime.settings.bare_newlines == "reject" and has_bare_newline(data):
                 self.runtime.metrics.incr("bare_newline_rejected")
                 reply = replies.BARE_NEWLINE
             else:
                 received = received_header(server, session, datetime.now(UTC))
-                accepted = await self.runtime.run_blocking(self._submit, client, envelope, data, received)
+                client, accepted = await self.runtime.run_blocking(
+                    self._submit, server, session, envelope, data, received
+                )
+                if client is None or accepted is None:
+                    return self._log_refusal(server, None, replies.AUTH_REQUIRED)
                 self.runtime.metrics.incr("messages_accepted")
                 reply = replies.accepted(accepted.id)
                 logger.info(
@@ -127,14 +149,21 @@ class BridgeHandler:
             server.storage_finished()
         return self._log_refusal(server, client, reply)
 
-    def _submit(self, client: Client, envelope: Envelope, data: bytes, received: bytes) -> Accepted:
+    def _submit(
+        self, server: BridgeSMTP, session: Session, envelope: Envelope, data: bytes, received: bytes
+    ) -> tuple[Client | None, Accepted | None]:
+        """The client is read again first: a key revoked since MAIL does not get this message through."""
+        client = self.current_client(server, session)
+        if client is None:
+            return None, None
         settings = self.runtime.core
         submission = from_smtp(
             mail_from=envelope.mail_from or "", rcpt_to=list(envelope.rcpt_tos), data=data, settings=settings,
             now=datetime.now(UTC), bare_newlines=self.runtime.settings.bare_newlines,
             smtputf8=bool(envelope.smtp_utf8), received=received,
         )  # fmt: skip
-        return self.runtime.submissions.submit(client, submission, max_recipients=self.runtime.settings.max_recipients)
+        limit = self.runtime.settings.max_recipients
+        return client, self.runtime.submissions.submit(client, submission, max_recipients=limit)
 
     async def handle_exception(self, error: Exception) -> str:
         """Never a 5xx for a failure of ours (aiosmtpd's default is '500 Error: ...')."""
@@ -168,15 +197,18 @@ class BridgeHandler:
         return await self._verify(server, login, password)
 
     async def _verify(self, server: BridgeSMTP, login: bytes, password: bytes) -> AuthResult:
+        """Valid credentials always succeed; failures are counted per client address and slowed down.
+
+        The credentials are checked before the address's failure count, so clients sharing a NAT
+        address with someone who keeps failing are never locked out. Keys hold 256 random bits, so
+        the delay and the disconnect bound the cost of guessing, not its chance of success.
+        """
         runtime = self.runtime
         address = server.client_address
-        if runtime.throttle.blocked(address):
-            return await self._throttled(server)
         username = login.decode("utf-8", "surrogateescape")
+        key = password.decode("utf-8", "surrogateescape")
         try:
-            client = await runtime.run_blocking(
-                runtime.services.clients.authenticate_login, username, password.decode("utf-8", "surrogateescape")
-            )
+            client = await runtime.run_blocking(runtime.services.clients.authenticate_login, username, key)
         except Unauthenticated:
             failures = runtime.throttle.failed(address)
             runtime.metrics.incr("auth_failed")
@@ -195,7 +227,8 @@ class BridgeHandler:
             return AuthResult(success=False, handled=False, message=replies.AUTH_UNAVAILABLE)
         runtime.metrics.incr("auth_succeeded")
         logger.info("AUTH succeeded", extra={"client_address": address, "client_id": client.id})
-        return AuthResult(success=True, handled=False, auth_data=client, message=replies.AUTH_OK)
+        login_data = SessionLogin(client_id=client.id, key_hash=hash_key(key))
+        return AuthResult(success=True, handled=False, auth_data=login_data, message=replies.AUTH_OK)
 
     async def _throttled(self, server: BridgeSMTP) -> AuthResult:
         self.runtime.metrics.incr("auth_throttled")

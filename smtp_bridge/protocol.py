@@ -28,7 +28,6 @@ from typing import Any, Literal
 from aiosmtpd.proxy_protocol import V2_CMD, get_proxy
 from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
 
-from mailrelay.models.client import Client
 from smtp_bridge import replies
 from smtp_bridge.access import allowlisted_client, in_networks
 from smtp_bridge.observability import logger
@@ -73,8 +72,9 @@ class BridgeSMTP(SMTP):
         self.listener: Listener = listener
         self.client_address = "unknown"
         self.allowlisted_client_id: str | None = None
-        # The client the MAIL hook found for the current envelope (an allowlisted network's needs a lookup).
-        self.transaction_client: tuple[Any, Client] | None = None
+        # A session ends after session_max_seconds, at its first moment outside a transaction.
+        self.lifetime_over = False
+        self._lifetime_handle: asyncio.TimerHandle | None = None
         self._in_transaction = False  # counted in runtime.transactions
         self._admitted = False
         self._storing = False
@@ -93,6 +93,8 @@ class BridgeSMTP(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         self.runtime.sessions.discard(self)
+        if self._lifetime_handle is not None:
+            self._lifetime_handle.cancel()
         self.end_transaction()
         if self._admitted:
             self._admitted = False
@@ -117,8 +119,7 @@ class BridgeSMTP(SMTP):
     async def _read_proxy_header(self) -> bool:
         """The PROXY v2 header must come first, from a trusted peer; LOCAL (health checks) is allowed."""
         self._reset_timeout(self._proxy_timeout)
-        trusted = self.runtime.settings.proxy_trusted_networks
-        if trusted and not in_networks(self.client_address, trusted):
+        if not in_networks(self.client_address, self.runtime.settings.proxy_trusted_networks):
             logger.warning("PROXY peer not trusted", extra={"peer": self.client_address})
             return False
         proxy = await get_proxy(self._reader)
@@ -149,6 +150,7 @@ class BridgeSMTP(SMTP):
             self._refuse(replies.TOO_MANY_CONNECTIONS)
             return False
         self._admitted = True
+        self._lifetime_handle = self.loop.call_later(runtime.settings.session_max_seconds, self._lifetime_reached)
         self.allowlisted_client_id = allowlisted_client(self.client_address, runtime.settings.allowed_networks)
         if self.listener == "plain" and self.allowlisted_client_id is None:
             runtime.metrics.incr("connections_refused_plain")
@@ -291,6 +293,12 @@ class BridgeSMTP(SMTP):
             self._send_and_forget(replies.TIMEOUT)
         self._close()
 
+    def _lifetime_reached(self) -> None:
+        """No session lasts for ever (a stolen key, RSET after RSET): 421 now, or after its transaction."""
+        self.lifetime_over = True
+        self.runtime.metrics.incr("sessions_expired")
+        self.close_if_idle(replies.SESSION_TOO_OLD)
+
     def storage_started(self) -> None:
         """Our write must not be cut off by the client's DATA deadline: answer it instead."""
         if self._timeout_handle is not None:
@@ -313,17 +321,20 @@ class BridgeSMTP(SMTP):
         await super().push(status)
         if status.startswith("354"):
             self._reset_timeout(self.runtime.settings.data_timeout_seconds)
-        elif self.runtime.draining and status[3:4] == " " and not status.startswith("334"):
-            self.close_if_idle()
+        elif status[3:4] == " " and not status.startswith("334"):
+            if self.runtime.draining:
+                self.close_if_idle()
+            elif self.lifetime_over:
+                self.close_if_idle(replies.SESSION_TOO_OLD)
 
-    def close_if_idle(self) -> bool:
-        """Drain: 421 and close unless a transaction (MAIL given, DATA, storage) is in progress."""
+    def close_if_idle(self, reply: str = replies.SHUTTING_DOWN) -> bool:
+        """Drain or end of life: 421 and close unless a transaction (MAIL given, DATA, storage) is in progress."""
         if self._closing or self._storing or (self.envelope is not None and self.envelope.mail_from):
             return False
         if not self._admitted:
             self._close()
             return True
         if self._greeted:
-            self._send_and_forget(replies.SHUTTING_DOWN)
+            self._send_and_forget(reply)
         self._close()
         return True

@@ -32,6 +32,7 @@ NOT_ALLOWED_NETWORK = "554 5.7.1 Cleartext submission is only open to allowliste
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections; try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down; try again later"
 TIMEOUT = "421 4.4.2 Timeout exceeded; closing connection"
+SESSION_TOO_OLD = "421 4.4.2 Session lifetime exceeded; reconnect to continue"
 
 
 def accepted(message_id: str) -> str:

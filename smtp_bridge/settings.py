@@ -62,6 +62,9 @@ class BridgeSettings(BaseModel):
     max_recipients: int = Field(100, alias="MAILRELAY_BRIDGE_MAX_RECIPIENTS", ge=100, le=1000)
     command_timeout_seconds: float = Field(300, alias="MAILRELAY_BRIDGE_COMMAND_TIMEOUT_SECONDS", gt=0, le=340)
     data_timeout_seconds: float = Field(300, alias="MAILRELAY_BRIDGE_DATA_TIMEOUT_SECONDS", gt=0, le=600)
+    # A session is closed (421, between transactions) after this long, however busy: re-checks of the
+    # key at each MAIL stop a revoked key; this bounds what a stolen connection can do besides.
+    session_max_seconds: float = Field(1800, alias="MAILRELAY_BRIDGE_SESSION_MAX_SECONDS", gt=0, le=86400)
     tls_handshake_timeout_seconds: float = Field(10, alias="MAILRELAY_BRIDGE_TLS_HANDSHAKE_TIMEOUT_SECONDS", gt=0)
     max_connections: int = Field(1000, alias="MAILRELAY_BRIDGE_MAX_CONNECTIONS", ge=1)
     max_connections_per_client: int = Field(50, alias="MAILRELAY_BRIDGE_MAX_CONNECTIONS_PER_CLIENT", ge=1)
@@ -72,7 +75,8 @@ class BridgeSettings(BaseModel):
 
     proxy_protocol: bool = Field(False, alias="MAILRELAY_BRIDGE_PROXY_PROTOCOL")
     proxy_protocol_timeout_seconds: float = Field(5, alias="MAILRELAY_BRIDGE_PROXY_PROTOCOL_TIMEOUT_SECONDS", gt=0)
-    # Peers allowed to send a PROXY header (the load balancer's subnets); empty = any peer.
+    # Peers allowed to send a PROXY header (the load balancer's subnets): required when PROXY is on,
+    # since a peer that may send one chooses the client address that allow-lists and limits see.
     proxy_trusted_networks: tuple[Network, ...] = Field((), alias="MAILRELAY_BRIDGE_PROXY_TRUSTED_NETWORKS")
 
     bare_newlines: Literal["reject", "normalize"] = Field("reject", alias="MAILRELAY_BRIDGE_BARE_NEWLINES")
@@ -109,6 +113,8 @@ class BridgeSettings(BaseModel):
             raise ValueError("a certificate and key are required (TLS_CERT_FILE/TLS_KEY_FILE or TLS_CERT_PEM/KEY_PEM)")
         if self.plain_port is not None and not self.allowed_networks:
             raise ValueError("the plain listener serves allowlisted networks only; set ALLOWED_NETWORKS")
+        if self.proxy_protocol and not self.proxy_trusted_networks:
+            raise ValueError("PROXY protocol is on: set PROXY_TRUSTED_NETWORKS to the load balancer's networks")
         if self.submission_port is None and self.implicit_tls_port is None and self.plain_port is None:
             raise ValueError("no listener is configured")
         return self

@@ -7,7 +7,7 @@ import ssl
 
 from tests.bridge.conftest import HOST, RawSession, message, proxy_v2_header, proxy_v2_local
 
-BEHIND_NLB = {"proxy_protocol": True, "proxy_protocol_timeout_seconds": 3}
+BEHIND_NLB = {"proxy_protocol": True, "proxy_protocol_timeout_seconds": 3, "proxy_trusted_networks": ["127.0.0.0/8"]}
 OFFICE = [{"cidr": "10.20.0.0/16", "client_id": "shop"}]
 
 

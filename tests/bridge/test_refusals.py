@@ -68,7 +68,7 @@ def auth_plain(smtp: smtplib.SMTP, user: str, password: str) -> tuple[int, bytes
     return smtp.docmd("AUTH", "PLAIN " + smtplib.encode_base64(smtp.auth_plain().encode(), eol=""))
 
 
-def test_failed_auth_is_limited_per_client_address(start_bridge, shop_login):
+def test_failed_auth_is_limited_per_client_address_without_locking_out_valid_keys(start_bridge, shop_login):
     bridge = start_bridge(auth_failure_limit=3)
     with bridge.starttls() as smtp:
         assert auth_plain(smtp, "shop", "mr_wrong")[0] == 535
@@ -78,9 +78,13 @@ def test_failed_auth_is_limited_per_client_address(start_bridge, shop_login):
     assert (code, reply[:5]) == (421, b"4.7.0")
     with pytest.raises(smtplib.SMTPServerDisconnected):
         smtp.noop()
-    # Even the right password is refused from this address until the window has passed.
+    # Wrong guesses keep being slowed and cut off from this address...
     smtp = bridge.starttls()
-    assert auth_plain(smtp, *shop_login)[0] == 421
+    assert auth_plain(smtp, "shop", "mr_wrong")[0] == 421
+    # ...but a client behind the same NAT address with its valid key is not locked out by them.
+    with bridge.starttls() as smtp:
+        assert auth_plain(smtp, *shop_login)[0] == 235
+        assert smtp.mail("app@example.com")[0] == 250
 
 
 def test_envelope_sender_not_allowed_is_550_5_7_1(start_bridge, shop_login, nothing_stored):

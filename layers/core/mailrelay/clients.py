@@ -54,6 +54,13 @@ class ClientService:
             raise Unauthenticated("the API key is not valid or has been revoked")
         return client
 
+    def reauthenticate(self, client_id: str, key_hash: str) -> Client:
+        """The client an earlier authentication found, if that key still belongs to it and it is active."""
+        client = self.store.find_by_key_hash(key_hash)
+        if client is None or client.state != "active" or client.id != client_id:
+            raise Unauthenticated("the API key is not valid or has been revoked")
+        return client
+
     def authenticate_login(self, username: str, password: str) -> Client:
         """SMTP AUTH: the username is the client's name and the password its API key."""
         client = self.authenticate(password)

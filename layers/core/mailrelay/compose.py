@@ -7,10 +7,10 @@ from datetime import datetime
 from email.utils import format_datetime
 
 from mailrelay.canonical import BareNewlinePolicy, canonicalize
-from mailrelay.errors import MessageTooLarge
+from mailrelay.errors import InvalidRequest, MessageTooLarge, TooManyRecipients
 from mailrelay.ids import message_id_header, new_message_id
-from mailrelay.message_headers import HeaderSummary, read_headers
-from mailrelay.mime_builder import build_message, needs_smtputf8
+from mailrelay.message_headers import MAX_HEADER_SECTION_OCTETS, HeaderSummary, read_headers
+from mailrelay.mime_builder import build_message
 from mailrelay.models.send_request import SendRequest
 from mailrelay.settings import Settings
 from mailrelay.submission import FieldNames, Submission
@@ -33,6 +33,26 @@ def _estimated_size(request: SendRequest) -> int:
     return attachments + len((request.text or "").encode()) + len((request.html or "").encode())
 
 
+def _estimated_header_octets(request: SendRequest) -> int:
+    boxes = (request.from_, *request.to, *request.cc, *request.reply_to)
+    # An encoded display name (quoted-printable or base64) is at most about three times its UTF-8 size.
+    addresses = sum(len(b.email) + 3 * len((b.name or "").encode()) + 4 for b in boxes if b is not None)
+    custom = sum(len(n) + 3 * len(v.encode()) + 4 for n, v in request.headers.items())
+    return addresses + custom + 3 * len((request.subject or "").encode()) + 512
+
+
+def check_before_build(request: SendRequest, settings: Settings) -> None:
+    """Counts and sizes, refused before the MIME build (whose cost grows with what it is given)."""
+    count = request.recipient_count()
+    if count > settings.max_recipients:
+        raise TooManyRecipients(count, settings.max_recipients)
+    estimate = _estimated_header_octets(request)
+    if estimate > MAX_HEADER_SECTION_OCTETS:
+        raise InvalidRequest.at(
+            "to", f"the header section would be about {estimate} octets; the limit is {MAX_HEADER_SECTION_OCTETS}"
+        )
+
+
 def from_request(request: SendRequest, settings: Settings, now: datetime) -> Submission:
     message_id = new_message_id()
     tags = {t.name: t.value for t in request.tags}
@@ -47,12 +67,12 @@ def from_request(request: SendRequest, settings: Settings, now: datetime) -> Sub
         data = canonicalize(base64.b64decode(raw.data), bare_newlines="normalize", field="raw.data")
         summary = read_headers(data, _RAW_FIELDS.headers)  # parsed once: check() reuses it
         data = missing_headers(summary, message_id, settings.message_id_domain, now) + data
-        smtputf8 = any(ord(c) > 127 for c in raw.mail_from + "".join(raw.rcpt_to))
         return Submission(
-            mail_from=raw.mail_from, rcpt_to=tuple(raw.rcpt_to), data=data, smtputf8=smtputf8,
+            mail_from=raw.mail_from, rcpt_to=tuple(raw.rcpt_to), data=data, smtputf8=True,
             fields=_RAW_FIELDS, headers=summary, **common,  # type: ignore[arg-type]
         )  # fmt: skip
     assert request.from_ is not None
+    check_before_build(request, settings)
     estimate = _estimated_size(request)
     if estimate > settings.max_message_bytes:
         raise MessageTooLarge(estimate, settings.max_message_bytes)
@@ -63,7 +83,7 @@ def from_request(request: SendRequest, settings: Settings, now: datetime) -> Sub
     return Submission(
         mail_from=request.from_.email, rcpt_to=rcpt,
         data=canonicalize(built, bare_newlines="reject", field="message"),
-        smtputf8=needs_smtputf8(request) or any(ord(c) > 127 for c in "".join(rcpt)),
+        smtputf8=True,
         **common,  # type: ignore[arg-type]
     )  # fmt: skip
 

@@ -1,16 +1,49 @@
-"""Strict reading of the header section of a complete message, for sender policy."""
+"""The one strict reader of a message's header section: it alone decides what the headers are.
+
+Authorisation and relaying must see the same header fields. The standard library's parser ends
+the header section at the first line it does not recognise (``X-Mailer : x``, a name with white
+space before the colon, which RFC 5322's obsolete syntax allows and Postfix accepts), so any
+``From:`` after such a line would be relayed without ever being checked. This reader therefore
+splits the section itself, line by line, and refuses every line that is neither a field
+(``name:``, the name being printable ASCII without ':') nor a continuation. Only the value of an
+address field is handed to the standard library's address parser, and only once it is capped in
+size: that parser is quadratic on some inputs (CPython gh-136063).
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from email import policy as email_policy
-from email.headerregistry import AddressHeader
-from email.parser import BytesHeaderParser
+from email.errors import NonASCIILocalPartDefect
+from email.headerregistry import AddressHeader, HeaderRegistry
 
 from mailrelay.addresses import MailAddress, parse_address
 from mailrelay.errors import InvalidRequest
 
-_PARSER = BytesHeaderParser(policy=email_policy.default)
+MAX_HEADER_SECTION_OCTETS = 64 * 1024
+MAX_ADDRESS_FIELD_OCTETS = 2 * 1024
+# Each address field costs a parse; Resent-* blocks may repeat, but not without bound.
+MAX_SENDER_FIELDS = 8
+
+# Fields that name who sent the message: every address in them must be allowed for the client.
+SENDER_FIELDS = ("from", "sender", "resent-from", "resent-sender")
+# Verdicts that only a receiving server may write (RFC 8601 §5, RFC 8617): a submission that carries
+# them is forging another server's authentication result ("dmarc=pass header.from=victim.com").
+RECEIVER_ONLY_FIELDS = frozenset({"authentication-results", "arc-authentication-results"})
+
+_FIELD_NAME = re.compile(rb"[!-9;-~]+:")
+_SPACE_BEFORE_COLON = re.compile(rb"[!-9;-~]+[ \t]+:")
+_REGISTRY = HeaderRegistry()
+
+
+@dataclass(frozen=True)
+class HeaderField:
+    name: str  # as written
+    value: bytes  # unfolded, without the leading white space after the colon
+
+    @property
+    def key(self) -> str:
+        return self.name.lower()
 
 
 @dataclass(frozen=True)
@@ -19,52 +52,128 @@ class HeaderSummary:
     sender: MailAddress | None
     has_message_id: bool
     has_date: bool
+    # Resent-From and Resent-Sender addresses (RFC 5322 §3.6.6), held to the same rule as From.
+    resent: tuple[MailAddress, ...] = ()
+    fields: tuple[HeaderField, ...] = ()
+
+    def sender_addresses(self) -> tuple[MailAddress, ...]:
+        """Every address that claims authorship or sending: each must be allowed for the client."""
+        return (*self.from_addresses, *([self.sender] if self.sender else []), *self.resent)
+
+    def has_non_ascii(self) -> bool:
+        return any(not f.value.isascii() for f in self.fields)
 
 
-def header_block(data: bytes) -> bytes:
-    end = data.find(b"\r\n\r\n")
-    return data if end < 0 else data[: end + 4]
+def _section(data: bytes) -> bytes | None:
+    """The header lines without their last CRLF; None when no blank line ends them within the cap."""
+    if data.startswith(b"\r\n"):
+        return b""
+    end = data.find(b"\r\n\r\n", 0, MAX_HEADER_SECTION_OCTETS + 4)
+    if end >= 0:
+        return data[:end]
+    if len(data) <= MAX_HEADER_SECTION_OCTETS + 2:
+        return data.removesuffix(b"\r\n")  # a message without a body
+    return None
 
 
-def _mailboxes(header: object, name: str, field: str) -> tuple[MailAddress, ...]:
-    """Every mailbox in an address header, refusing anything a lenient parser would guess at."""
-    defects: tuple[object, ...] = getattr(header, "defects", ())
+def split_fields(data: bytes, field: str) -> tuple[HeaderField, ...]:
+    """The header fields of canonical (CRLF) ``data``, refusing anything a lenient parser would guess at."""
+    section = _section(data)
+    if section is None:
+        raise InvalidRequest.at(field, f"the header section is larger than {MAX_HEADER_SECTION_OCTETS} octets")
+    fields: list[tuple[str, list[bytes]]] = []
+    for number, line in enumerate(section.split(b"\r\n") if section else (), start=1):
+        if line[:1] in (b" ", b"\t"):
+            if not fields:
+                raise InvalidRequest.at(field, "the header section starts with a continuation line")
+            fields[-1][1].append(line)
+            continue
+        name = _FIELD_NAME.match(line)
+        if name is None:
+            raise InvalidRequest.at(field, _bad_line(line, number))
+        fields.append((line[: name.end() - 1].decode("ascii"), [line[name.end() :]]))
+    return tuple(HeaderField(name, b"".join(parts).lstrip(b" \t")) for name, parts in fields)
+
+
+def _bad_line(line: bytes, number: int) -> str:
+    if _SPACE_BEFORE_COLON.match(line):
+        shown = line.split(b":", 1)[0].decode("ascii")
+        return f"header line {number}: white space before the colon ({shown!r}) is not accepted"
+    if line.startswith(b"From "):
+        return f"header line {number}: a Unix 'From ' line is not a header field"
+    return f"header line {number} is neither a header field ('Name: value') nor a continuation"
+
+
+def _mailboxes(item: HeaderField, field: str) -> tuple[MailAddress, ...]:
+    """Every mailbox in an address field, each written as a plain addr-spec that policy can trust."""
+    name = item.name
+    if len(item.value) > MAX_ADDRESS_FIELD_OCTETS:
+        raise InvalidRequest.at(field, f"the {name} header is longer than {MAX_ADDRESS_FIELD_OCTETS} octets")
+    try:
+        text = item.value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest.at(field, f"the {name} header is not valid UTF-8") from None
+    try:
+        header = _REGISTRY(name, text)
+        defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]  # RFC 6532
+        groups = header.groups if isinstance(header, AddressHeader) else ()
+    except Exception:  # the parser is lenient by design; anything it raises means garbage
+        raise InvalidRequest.at(field, f"the {name} header cannot be parsed") from None
     if not isinstance(header, AddressHeader) or defects:
         raise InvalidRequest.at(field, f"the {name} header is not a valid address list")
-    if any(group.display_name is not None for group in header.groups):
+    if any(group.display_name is not None for group in groups):
         raise InvalidRequest.at(field, f"the {name} header may not use group syntax")
     found = []
-    for address in header.addresses:
-        if not address.username or not address.domain:
-            raise InvalidRequest.at(field, f"the {name} header has an incomplete address")
-        found.append(parse_address(f"{address.username}@{address.domain}", field))
+    for group in groups:
+        for address in group.addresses:
+            if not address.username or not address.domain:
+                raise InvalidRequest.at(field, f"the {name} header has an incomplete address")
+            spec = f"{address.username}@{address.domain}"
+            # The parser decodes encoded-words and drops comments even inside an addr-spec
+            # ("app@=?utf-8?q?example.com?="): policy must judge the address the wire carries.
+            if spec not in text:
+                raise InvalidRequest.at(
+                    field, f"the {name} header's address must be written as a plain address, without "
+                    "comments, encoded-words or folding inside it",
+                )  # fmt: skip
+            found.append(parse_address(spec, field))
+    if not found:
+        raise InvalidRequest.at(field, f"the {name} header has no address")
     return tuple(found)
 
 
 def read_headers(data: bytes, field: str) -> HeaderSummary:
-    try:
-        headers = _PARSER.parsebytes(header_block(data))
-        # Header objects are parsed lazily, on each access: a hostile value can make those raise too
-        # (e.g. "From: x:;" followed by a blank continuation line raises AttributeError in 3.11).
-        from_values = headers.get_all("From") or []
-        senders = headers.get_all("Sender") or []
-        has_message_id = headers.get("Message-ID") is not None
-        has_date = headers.get("Date") is not None
-    except Exception as exc:  # the parser is lenient by design; anything it raises means garbage
-        raise InvalidRequest.at(field, f"the header section cannot be parsed: {type(exc).__name__}") from None
-    if len(from_values) != 1:
+    """Read and police the header section of canonical ``data``; raise InvalidRequest on anything odd."""
+    fields = split_fields(data, field)
+    by_key: dict[str, list[HeaderField]] = {}
+    for item in fields:
+        by_key.setdefault(item.key, []).append(item)
+    for key in RECEIVER_ONLY_FIELDS & by_key.keys():
+        name = by_key[key][0].name
+        raise InvalidRequest.at(field, f"the {name} header is written by receiving servers, never by a sender")
+    if sum(len(by_key.get(k, ())) for k in SENDER_FIELDS) > MAX_SENDER_FIELDS:
+        raise InvalidRequest.at(field, f"more than {MAX_SENDER_FIELDS} From, Sender and Resent-* sender headers")
+    from_fields = by_key.get("from", [])
+    if len(from_fields) != 1:
         raise InvalidRequest.at(field, "the message must have exactly one From header")
+    senders = by_key.get("sender", [])
     if len(senders) > 1:
         raise InvalidRequest.at(field, "the message has more than one Sender header")
-    from_addresses = _mailboxes(from_values[0], "From", field)
-    if not from_addresses:
-        raise InvalidRequest.at(field, "the From header has no address")
-    sender = _mailboxes(senders[0], "Sender", field) if senders else ()
+    sender = _mailboxes(senders[0], field) if senders else ()
     if len(sender) > 1:
         raise InvalidRequest.at(field, "the Sender header must hold one address")
+    from_addresses = _mailboxes(from_fields[0], field)
+    resent = tuple(
+        address
+        for key in ("resent-from", "resent-sender")
+        for item in by_key.get(key, ())
+        for address in _mailboxes(item, field)
+    )
     return HeaderSummary(
         from_addresses=from_addresses,
         sender=sender[0] if sender else None,
-        has_message_id=has_message_id,
-        has_date=has_date,
+        has_message_id="message-id" in by_key,
+        has_date="date" in by_key,
+        resent=resent,
+        fields=fields,
     )

@@ -10,6 +10,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from mailrelay.addresses import parse_address
+from mailrelay.canonical import canonicalize
+from mailrelay.errors import InvalidRequest
 from mailrelay.models.send_request import Attachment, Mailbox, SendRequest
 
 # 7bit bodies (quoted-printable/base64) reach every upstream, with or without 8BITMIME.
@@ -43,7 +45,7 @@ def build_message(request: SendRequest, *, message_id_header: str, date: datetim
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id_header
     for name, value in request.headers.items():
-        msg[name] = value
+        _set_custom(msg, name, value)
 
     inline = [a for a in request.attachments if a.content_id]
     regular = [a for a in request.attachments if not a.content_id]
@@ -51,6 +53,16 @@ def build_message(request: SendRequest, *, message_id_header: str, date: datetim
     for attachment in regular:
         _add(msg, attachment, inline_part=False)
     return msg.as_bytes()
+
+
+def _set_custom(msg: EmailMessage, name: str, value: str) -> None:
+    # The header registry parses some names as structured fields, and its parser can raise on text
+    # the model accepts (IndexError for "Resent-From: <" in 3.11): that is the client's error, not ours.
+    try:
+        msg[name] = value
+        msg[name].defects  # noqa: B018 - forces the lazy parse here, not in the generator
+    except Exception:
+        raise InvalidRequest.at(f"headers.{name}", "the value is not valid for this header") from None
 
 
 def _set_body(msg: EmailMessage, text: str | None, html: str | None, inline: list[Attachment]) -> None:
@@ -78,6 +90,11 @@ def _set_body(msg: EmailMessage, text: str | None, html: str | None, inline: lis
 def _add(part: EmailMessage, attachment: Attachment, *, inline_part: bool) -> None:
     maintype, _, subtype = attachment.content_type.partition("/")
     data = base64.b64decode(attachment.content)
+    if maintype.lower() == "message" and not inline_part:
+        if part.get_content_type() != "multipart/mixed":
+            part.make_mixed()
+        part.attach(_message_part(data, subtype.lower(), attachment.filename))
+        return
     if inline_part:
         part.add_related(
             data, maintype, subtype, cid=f"<{attachment.content_id}>",
@@ -85,3 +102,25 @@ def _add(part: EmailMessage, attachment: Attachment, *, inline_part: bool) -> No
         )  # fmt: skip
     else:
         part.add_attachment(data, maintype, subtype, filename=attachment.filename)
+
+
+def _message_part(data: bytes, subtype: str, filename: str) -> EmailMessage:
+    """An attached message (an .eml file). RFC 2046 §5.2.1 forbids base64 for message/rfc822, so it
+    travels as 7-bit text; one with 8-bit content travels as message/global, which RFC 6532 §3.5
+    allows to be base64-encoded."""
+    field = f"attachments[{filename}]"
+    text = canonicalize(data, bare_newlines="normalize", field=field)
+    part = EmailMessage(policy=_ASCII_POLICY)
+    if text.isascii():
+        part["Content-Type"] = f"message/{subtype}"
+        part["Content-Transfer-Encoding"] = "7bit"
+        part.set_payload(text.decode("ascii"))
+    elif subtype in ("rfc822", "global"):
+        encoded = base64.encodebytes(text).replace(b"\n", b"\r\n").decode("ascii")
+        part["Content-Type"] = "message/global"
+        part["Content-Transfer-Encoding"] = "base64"
+        part.set_payload(encoded)
+    else:
+        raise InvalidRequest.at(field, f"message/{subtype} must be 7-bit text (RFC 2046 §5.2)")
+    part.add_header("Content-Disposition", "attachment", filename=filename)
+    return part

@@ -76,6 +76,8 @@ class Submission:
     rcpt_to: tuple[str, ...]
     data: bytes
     source: Literal["api", "smtp"]
+    # The sender may use UTF-8 in headers (SMTPUTF8 declared, or the API): the queued flag is then set
+    # only if the header section really holds non-ASCII; non-ASCII envelope addresses always set it.
     smtputf8: bool = False
     send_at: datetime | None = None
     expires_at: datetime | None = None
@@ -86,6 +88,15 @@ class Submission:
     # The header section's summary when the composer already parsed it strictly (from ``data``'s own
     # From/Sender lines): check() then does not parse it a second time.
     headers: HeaderSummary | None = None
+
+
+@dataclass(frozen=True)
+class CheckedEnvelope:
+    """The envelope in the normalised form that policy approved: what is queued and delivered."""
+
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    smtputf8: bool
 
 
 @dataclass(frozen=True)
@@ -123,8 +134,8 @@ class SubmissionService:
 
     # -- policy ---------------------------------------------------------------------------------
 
-    def check(self, client: Client, sub: Submission, *, max_recipients: int | None = None) -> None:
-        """Everything that can refuse a message, before anything is written."""
+    def check(self, client: Client, sub: Submission, *, max_recipients: int | None = None) -> CheckedEnvelope:
+        """Everything that can refuse a message, before anything is written; the envelope as checked."""
         limit = max_recipients or self.settings.max_recipients
         if len(sub.rcpt_to) > limit:
             raise TooManyRecipients(len(sub.rcpt_to), limit)
@@ -135,13 +146,20 @@ class SubmissionService:
         envelope = parse_address(sub.mail_from, sub.fields.envelope_from)
         if not sender_allowed(envelope, client.allowed_from):
             raise SenderNotAllowed(sub.fields.envelope_from, envelope.smtp)
-        for i, rcpt in enumerate(sub.rcpt_to):
-            parse_address(rcpt, f"{sub.fields.recipients}[{i}]")
+        recipients = [parse_address(rcpt, f"{sub.fields.recipients}[{i}]") for i, rcpt in enumerate(sub.rcpt_to)]
         headers = sub.headers or read_headers(sub.data, sub.fields.headers)
-        for address in (*headers.from_addresses, *([headers.sender] if headers.sender else [])):
+        for address in headers.sender_addresses():
             if not sender_allowed(address, client.allowed_from):
                 raise SenderNotAllowed(sub.fields.headers, address.smtp)
         self._check_times(sub)
+        # What is queued is the address that policy judged (a fullwidth or ideographic-dot domain is
+        # queued in its normalised form, so routing by sender domain sees what the check saw).
+        return CheckedEnvelope(
+            mail_from=envelope.smtp,
+            rcpt_to=tuple(dict.fromkeys(r.smtp for r in recipients)),
+            smtputf8=any(a.needs_smtputf8 for a in (envelope, *recipients))
+            or (sub.smtputf8 and headers.has_non_ascii()),
+        )
 
     def _check_times(self, sub: Submission) -> None:
         now = self.clock()
@@ -159,8 +177,8 @@ class SubmissionService:
     # -- storage ----------------------------------------------------------------------------------
 
     def submit(self, client: Client, sub: Submission, *, max_recipients: int | None = None) -> Accepted:
-        self.check(client, sub, max_recipients=max_recipients)
-        prepared = self._store(client, sub)
+        envelope = self.check(client, sub, max_recipients=max_recipients)
+        prepared = self._store(client, sub, envelope)
         try:
             self.queue.send(prepared.outgoing)
         except StorageError as exc:
@@ -177,8 +195,8 @@ class SubmissionService:
                 results.append(sub)
                 continue
             try:
-                self.check(client, sub)
-                prepared[i] = self._store(client, sub)
+                envelope = self.check(client, sub)
+                prepared[i] = self._store(client, sub, envelope)
                 results.append(self._accepted(prepared[i]))
             except MailrelayError as exc:
                 results.append(exc)
@@ -196,7 +214,7 @@ class SubmissionService:
                     results[i] = self._unavailable(error)
         return results
 
-    def _store(self, client: Client, sub: Submission) -> _Prepared:
+    def _store(self, client: Client, sub: Submission, envelope: CheckedEnvelope) -> _Prepared:
         now = self.clock()
         sha = digest(sub.data)
         expires = sub.expires_at or (
@@ -216,7 +234,7 @@ class SubmissionService:
             payload = InlinePayload(data=base64.b64encode(sub.data).decode("ascii"))
         status = MessageStatus(
             id=sub.message_id, client_id=client.id, state="scheduled" if scheduled else "queued",
-            mail_from=sub.mail_from, recipients=[RecipientStatus(address=r) for r in sub.rcpt_to],
+            mail_from=envelope.mail_from, recipients=[RecipientStatus(address=r) for r in envelope.rcpt_to],
             size=len(sub.data), sha256=sha, created_at=now, updated_at=now, send_at=sub.send_at,
             expires_at=expires, delivery=sub.delivery, source=sub.source, tags=sub.tags, metadata=sub.metadata,
         )  # fmt: skip
@@ -226,8 +244,8 @@ class SubmissionService:
             self._rollback_payload(s3_key)
             raise self._unavailable(exc) from exc
         queued = QueuedMessage(
-            id=sub.message_id, client_id=client.id, mail_from=sub.mail_from, rcpt_to=list(sub.rcpt_to),
-            size=len(sub.data), sha256=sha, smtputf8=sub.smtputf8, payload=payload, created_at=now,
+            id=sub.message_id, client_id=client.id, mail_from=envelope.mail_from, rcpt_to=list(envelope.rcpt_to),
+            size=len(sub.data), sha256=sha, smtputf8=envelope.smtputf8, payload=payload, created_at=now,
             send_at=sub.send_at, expires_at=expires, delivery=sub.delivery,
         )  # fmt: skip
         delay = 0

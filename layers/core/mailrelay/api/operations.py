@@ -15,7 +15,14 @@ from mailrelay.api.idempotency import IdempotentRunner, check_key
 from mailrelay.api.problems import MalformedBody, from_validation_error, problem_for
 from mailrelay.clients import ClientService, bearer_token
 from mailrelay.compose import from_request
-from mailrelay.errors import InvalidRequest, MailrelayError, MessageTooLarge, NotFound, TemporarilyUnavailable
+from mailrelay.errors import (
+    Conflict,
+    InvalidRequest,
+    MailrelayError,
+    MessageTooLarge,
+    NotFound,
+    TemporarilyUnavailable,
+)
 from mailrelay.ids import is_message_id
 from mailrelay.models.client import Client
 from mailrelay.models.send_request import SendRequest
@@ -69,7 +76,7 @@ class ApiOperations:
             result: dict[str, Any] = operation()
             return result
         fingerprint = hashlib.sha256(json.dumps(parsed, sort_keys=True).encode()).hexdigest()
-        return self.idempotency.run(client.id, check_key(key), fingerprint, operation)
+        return self.idempotency.run(client.id, key, fingerprint, operation)
 
     def send(self, client: Client, body: bytes | None, idempotency_key: str | None) -> Reply:
         parsed = self._json(body)
@@ -93,17 +100,41 @@ class ApiOperations:
         if not 1 <= len(items) <= MAX_BATCH:
             raise InvalidRequest.at("messages", f"send between 1 and {MAX_BATCH} messages")
 
-        def operation() -> dict[str, Any]:
-            subs: list[Submission | MailrelayError] = []
-            for i, item in enumerate(items):
-                try:
-                    subs.append(self._submission(item, prefix=f"messages[{i}]"))
-                except MailrelayError as exc:
-                    subs.append(exc)
-            results = self.submissions.submit_batch(client, subs)
-            return {"results": [self._item(r) for r in results]}
+        if idempotency_key is not None:
+            return Reply(200, {"results": self._idempotent_items(client, idempotency_key, parsed, items)})
+        subs: list[Submission | MailrelayError] = []
+        for i, item in enumerate(items):
+            try:
+                subs.append(self._submission(item, prefix=f"messages[{i}]"))
+            except MailrelayError as exc:
+                subs.append(exc)
+        return Reply(200, {"results": [self._item(r) for r in self.submissions.submit_batch(client, subs)]})
 
-        return Reply(200, self._idempotent(client, idempotency_key, parsed, operation))
+    def _idempotent_items(self, client: Client, key: str, parsed: Any, items: list[Any]) -> list[dict[str, Any]]:
+        """Each item is idempotent on its own, so a retry with the same key after a partial outage
+        queues exactly the items that were not accepted, and returns the first ids for the others.
+
+        The key is first bound to this body (another body with the same key is a conflict); an item
+        whose storage failed leaves no record, so only its error is not replayed.
+        """
+        self._idempotent(client, key, parsed, lambda: {"batch": len(items)})
+        results = []
+        for i, item in enumerate(items):
+
+            def operation(item: Any = item, prefix: str = f"messages[{i}]") -> dict[str, Any]:
+                try:
+                    submission = self._submission(item, prefix=prefix)
+                    return self._item(self.submissions.submit(client, submission))
+                except (TemporarilyUnavailable, Conflict):
+                    raise  # no record: a retry with this key runs the item again
+                except MailrelayError as exc:
+                    return self._item(exc)  # a refusal is final: replayed as it is
+
+            try:
+                results.append(self._idempotent(client, f"{key}\nmessages[{i}]", item, operation))
+            except (TemporarilyUnavailable, Conflict) as exc:
+                results.append(self._item(exc))
+        return results
 
     @staticmethod
     def _item(result: Accepted | MailrelayError) -> dict[str, Any]:

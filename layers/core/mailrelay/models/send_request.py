@@ -12,9 +12,14 @@ from mailrelay.models.fields import Base64Text, BodyText, EmailAddress, HeaderNa
 RESERVED_HEADERS = frozenset(
     {
         "from", "sender", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id", "received",
-        "return-path", "dkim-signature", "mime-version",
+        "return-path", "dkim-signature", "mime-version", "orig-date",
+        # Verdicts only a receiving server may write: from a client they forge another's authentication.
+        "authentication-results", "arc-authentication-results", "arc-seal", "arc-message-signature",
     }
 )  # fmt: skip
+# Resent-* fields (RFC 5322 §3.6.6) name who re-sent a message: they are sender claims, and only a
+# complete message ("raw"), whose Resent-From is checked like From, may carry them.
+RESERVED_PREFIXES = ("content-", "resent-")
 
 
 class Mailbox(BaseModel):
@@ -30,6 +35,14 @@ def _mailbox(value: object) -> object:
 
 MailboxIn = Annotated[Mailbox, BeforeValidator(_mailbox)]
 MailboxList = Annotated[list[MailboxIn], OneOrMany, Field(max_length=1000)]
+# Reply-To names where answers go, not who receives: a handful is generous.
+MAX_REPLY_TO = 10
+
+
+def _not_multipart(value: str) -> str:
+    if value.lower().startswith("multipart/"):
+        raise ValueError("multipart/* is a message's structure, not a file type; send it as application/octet-stream")
+    return value
 
 
 class Attachment(BaseModel):
@@ -39,7 +52,9 @@ class Attachment(BaseModel):
     # MIME parameter parsers treat as syntax.
     filename: Annotated[HeaderText, Field(min_length=1, max_length=255, pattern=r'^[^/\\<>"]+$')]
     content_type: Annotated[
-        str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
+        str,
+        Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"),
+        AfterValidator(_not_multipart),
     ] = "application/octet-stream"
     content: Base64Text
     content_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]{1,200}$")] | None = None
@@ -64,7 +79,7 @@ class RawMessage(BaseModel):
 
 def _not_reserved(name: str) -> str:
     lowered = name.lower()
-    if lowered in RESERVED_HEADERS or lowered.startswith("content-"):
+    if lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_PREFIXES):
         raise ValueError(f"header {name!r} is set by mailrelay and may not be supplied")
     return name
 
@@ -79,7 +94,7 @@ class SendRequest(BaseModel):
     to: MailboxList = []
     cc: MailboxList = []
     bcc: MailboxList = []
-    reply_to: MailboxList = []
+    reply_to: Annotated[list[MailboxIn], OneOrMany, Field(max_length=MAX_REPLY_TO)] = []
     subject: Annotated[HeaderText, Field(max_length=998)] | None = None
     text: BodyText | None = None
     html: BodyText | None = None
