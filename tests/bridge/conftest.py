@@ -197,6 +197,20 @@ def stored_payloads(aws: LocalResources) -> Callable[[], list[str]]:
     return lambda: [o["Key"] for o in s3.list_objects_v2(Bucket=aws.names["PayloadBucket"]).get("Contents", [])]
 
 
+@pytest.fixture
+def nothing_stored(
+    queued: Callable[[], list[Any]], stored_statuses: Callable[[], list[Any]], stored_payloads: Callable[[], list[str]]
+) -> Callable[[], None]:
+    """nothing_stored() asserts that no queue message, status record or payload was written."""
+
+    def check() -> None:
+        assert queued() == []
+        assert stored_statuses() == []
+        assert stored_payloads() == []
+
+    return check
+
+
 def message(
     subject: str = "Hello", sender: str = "app@example.com", to: str = "someone@example.net", body: str = "Hi there."
 ) -> bytes:

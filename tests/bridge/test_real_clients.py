@@ -85,7 +85,10 @@ def test_swaks_without_auth_and_with_a_wrong_password(start_bridge, shop_login, 
 @needs_swaks
 def test_swaks_through_proxy_protocol_v2(start_bridge, shop_key, queued, data_file):
     bridge = start_bridge(
-        proxy_protocol=True, proxy_trusted_networks=["127.0.0.0/8"], plain_port=0, allowed_networks=[{"cidr": "192.0.2.0/24", "client_id": "shop"}]
+        proxy_protocol=True,
+        proxy_trusted_networks=["127.0.0.0/8"],
+        plain_port=0,
+        allowed_networks=[{"cidr": "192.0.2.0/24", "client_id": "shop"}],
     )
     output = run_swaks(
         "--server", HOST, "--port", str(bridge.ports["plain"]), "--proxy-version", "2", "--proxy-family", "AF_INET",

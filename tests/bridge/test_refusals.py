@@ -9,16 +9,6 @@ import pytest
 from tests.bridge.conftest import HOST, message
 
 
-@pytest.fixture
-def nothing_stored(queued, stored_statuses, stored_payloads):
-    def check() -> None:
-        assert queued() == []
-        assert stored_statuses() == []
-        assert stored_payloads() == []
-
-    return check
-
-
 def test_mail_without_auth_is_530(start_bridge, nothing_stored):
     bridge = start_bridge()
     with bridge.starttls() as smtp:
