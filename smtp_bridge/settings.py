@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from mailrelay.settings import ConfigurationError
+from mailrelay.settings import MAX_RECIPIENTS_CEILING, ConfigurationError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -44,9 +44,10 @@ class BridgeSettings(BaseModel):
 
     hostname: str = Field(default_factory=socket.getfqdn, alias="MAILRELAY_BRIDGE_HOSTNAME", min_length=1)
     bind_address: str = Field("0.0.0.0", alias="MAILRELAY_BRIDGE_BIND_ADDRESS")  # noqa: S104 - a server
-    # Ports: 0 picks a free port (tests, local stack); None (empty variable) turns the listener off.
-    submission_port: int | None = Field(587, alias="MAILRELAY_BRIDGE_SUBMISSION_PORT", ge=0, le=65535)
-    implicit_tls_port: int | None = Field(465, alias="MAILRELAY_BRIDGE_IMPLICIT_TLS_PORT", ge=0, le=65535)
+    # Ports: 0 picks a free port (tests, local stack); None (empty variable) turns the listener off. The
+    # defaults are unprivileged; a load balancer maps the standard 587 and 465 to them.
+    submission_port: int | None = Field(2587, alias="MAILRELAY_BRIDGE_SUBMISSION_PORT", ge=0, le=65535)
+    implicit_tls_port: int | None = Field(2465, alias="MAILRELAY_BRIDGE_IMPLICIT_TLS_PORT", ge=0, le=65535)
     # Cleartext listener: only hosts of the allowlisted networks get past its greeting.
     plain_port: int | None = Field(None, alias="MAILRELAY_BRIDGE_PLAIN_PORT", ge=0, le=65535)
     readiness_port: int | None = Field(8080, alias="MAILRELAY_BRIDGE_READINESS_PORT", ge=0, le=65535)
@@ -59,7 +60,8 @@ class BridgeSettings(BaseModel):
 
     allowed_networks: tuple[AllowedNetwork, ...] = Field((), alias="MAILRELAY_BRIDGE_ALLOWED_NETWORKS")
 
-    max_recipients: int = Field(100, alias="MAILRELAY_BRIDGE_MAX_RECIPIENTS", ge=100, le=1000)
+    # RFC 5321 §4.5.3.1.8: at least 100; at most what a status item in DynamoDB can hold.
+    max_recipients: int = Field(100, alias="MAILRELAY_BRIDGE_MAX_RECIPIENTS", ge=100, le=MAX_RECIPIENTS_CEILING)
     command_timeout_seconds: float = Field(300, alias="MAILRELAY_BRIDGE_COMMAND_TIMEOUT_SECONDS", gt=0, le=340)
     data_timeout_seconds: float = Field(300, alias="MAILRELAY_BRIDGE_DATA_TIMEOUT_SECONDS", gt=0, le=600)
     # A session is closed (421, between transactions) after this long, however busy: re-checks of the

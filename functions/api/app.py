@@ -33,6 +33,7 @@ def operations() -> ApiOperations:
         services.submissions,
         services.statuses,
         IdempotentRunner(settings.idempotency_table, settings.idempotency_ttl_seconds),
+        services.uploads,
     )
 
 
@@ -77,6 +78,13 @@ def send_batch() -> Response[str]:
     ops = operations()
     client = ops.authenticate(_header("authorization"))
     return _json_response(ops.send_batch(client, _body(), _header("idempotency-key")))
+
+
+@app.post("/v1/uploads")
+def create_upload() -> Response[str]:
+    ops = operations()
+    client = ops.authenticate(_header("authorization"))
+    return _json_response(ops.create_upload(client, _body()))
 
 
 @app.get("/v1/messages/<message_id>")

@@ -120,12 +120,26 @@ def test_malformed_bodies_get_a_problem_not_a_crash(api, client_key, queue_messa
     assert queue_messages() == []
 
 
-def test_oversized_message_is_413(api, client_key, queue_messages, monkeypatch):
-    big = base64.b64encode(b"x" * 10_100_000).decode()
+def test_oversized_message_is_413(api, client_key, queue_messages):
+    from functions.api import app as api_app
+
+    ops = api_app.operations()
+    ops.settings = ops.settings.model_copy(update={"max_message_bytes": 2_000_000})
+    big = base64.b64encode(b"x" * 2_000_000).decode()
     body = {**VALID, "attachments": [{"filename": "big.bin", "content": big}]}
     response = api("POST", "/v1/messages", body, key=client_key)
     assert response.status == 413
     assert response.json()["type"] == "urn:mailrelay:problem:message-too-large"
+    assert queue_messages() == []
+
+
+def test_a_body_over_what_one_lambda_invocation_carries_is_413_pointing_to_uploads(api, client_key, queue_messages):
+    big = base64.b64encode(b"x" * 4_700_000).decode()  # 6.27 MB of JSON: over the 6 MB invoke, less our allowance
+    body = {**VALID, "attachments": [{"filename": "big.bin", "content": big}]}
+    response = api("POST", "/v1/messages", body, key=client_key)
+    assert response.status == 413
+    assert response.json()["type"] == "urn:mailrelay:problem:request-too-large"
+    assert "POST /v1/uploads" in response.json()["detail"]
     assert queue_messages() == []
 
 

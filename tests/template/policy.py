@@ -14,6 +14,7 @@ Encryption rule, per type:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,6 +29,7 @@ LAMBDA_DEFAULT_TIMEOUT = 3
 AUTHENTICATING_FUNCTIONS = frozenset({"ApiFunction"})
 PUBLIC_ROUTES = frozenset({("GET", "/v1/openapi.json")})
 MIN_PYTHON = (3, 12)
+PAYLOAD_KEY_PREFIX = "messages/"  # S3PayloadStore.key_for
 
 
 def resources(template: Template, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -191,6 +193,9 @@ def payloads_outlive_queues(template: Template) -> list[str]:
     ) or []
     found = []
     for rule in rules:
+        prefix = rule.get("Prefix") or (rule.get("Filter") or {}).get("Prefix") or ""
+        if not PAYLOAD_KEY_PREFIX.startswith(prefix):
+            continue  # another part of the bucket (uploads/)
         days = rule.get("ExpirationInDays")
         if rule.get("Status") == "Enabled" and days is not None and resolve(template, days) * 86400 < longest:
             found.append(f"{bucket}: rule {rule.get('Id')} expires payloads after {days} days, before queue + DLQ")
@@ -251,6 +256,133 @@ def arm64_and_recent_python(template: Template) -> list[str]:
     return found
 
 
+# -- the SMTP bridge as AWS runs it ----------------------------------------------------------------
+
+
+def _bridge_environment(template: Template) -> dict[str, Any]:
+    for _, props in resources(template, "AWS::ECS::TaskDefinition"):
+        for container in props.get("ContainerDefinitions") or []:
+            return {e["Name"]: e["Value"] for e in container.get("Environment") or []}
+    return {}
+
+
+def _target_group_attributes(props: dict[str, Any]) -> dict[str, Any]:
+    return {a["Key"]: a["Value"] for a in props.get("TargetGroupAttributes") or []}
+
+
+def bridge_sees_client_addresses(template: Template) -> list[str]:
+    """Each bridge target group preserves client addresses with PROXY off, and the bridge does not wait for a
+    PROXY header. An NLB sends PROXY v2 only with the client's first payload, so a server-first protocol
+    (SMTP's 220 on 587) behind it never greets; a bridge waiting for a header nobody sends greets no one."""
+    found = []
+    bridge_waits = str(_bridge_environment(template).get("MAILRELAY_BRIDGE_PROXY_PROTOCOL", "false")).lower() == "true"
+    groups = list(resources(template, "AWS::ElasticLoadBalancingV2::TargetGroup"))
+    for name, props in groups:
+        attributes = _target_group_attributes(props)
+        if str(attributes.get("proxy_protocol_v2.enabled", "false")).lower() == "true":
+            found.append(f"{name}: PROXY v2 on an NLB comes only with the client's first payload; SMTP never greets")
+        if str(attributes.get("preserve_client_ip.enabled", "false")).lower() != "true":
+            found.append(f"{name}: client addresses are not preserved (allow-lists would see the load balancer)")
+    if groups and bridge_waits:
+        found.append("the bridge waits for a PROXY header (MAILRELAY_BRIDGE_PROXY_PROTOCOL) before its greeting")
+    return found
+
+
+def unprivileged_container_ports(template: Template) -> list[str]:
+    """Ports >= 1024 in the container and its target groups: no dependency on a sysctl for a non-root user."""
+    found = []
+    for name, props in resources(template, "AWS::ECS::TaskDefinition"):
+        for container in props.get("ContainerDefinitions") or []:
+            for mapping in container.get("PortMappings") or []:
+                if int(mapping["ContainerPort"]) < 1024:
+                    found.append(f"{name}: container port {mapping['ContainerPort']} is privileged")
+            for control in container.get("SystemControls") or []:
+                found.append(f"{name}: depends on the system control {control.get('Namespace')}")
+    for name, props in resources(template, "AWS::ElasticLoadBalancingV2::TargetGroup"):
+        if int(props.get("Port", 1024)) < 1024:
+            found.append(f"{name}: target port {props['Port']} is privileged")
+    return found
+
+
+def separate_subnets(template: Template) -> list[str]:
+    """The load balancer (public or internal subnets) and the tasks (often private) take separate parameters."""
+    lb = [referenced(p.get("Subnets")) for _, p in resources(template, "AWS::ElasticLoadBalancingV2::LoadBalancer")]
+    tasks = [
+        referenced(((p.get("NetworkConfiguration") or {}).get("AwsvpcConfiguration") or {}).get("Subnets"))
+        for _, p in resources(template, "AWS::ECS::Service")
+    ]
+    shared = set(lb) & set(tasks)
+    return [f"the load balancer and the tasks share the subnet parameter {s}" for s in sorted(map(str, shared))]
+
+
+def _refs(value: Any) -> set[str]:
+    """Every name a value refers to: Ref, and ${Name} inside Fn::Sub."""
+    if isinstance(value, dict):
+        found = {str(value["Ref"])} if "Ref" in value else set()
+        sub = value.get("Fn::Sub")
+        if sub is not None:
+            found |= set(re.findall(r"\$\{([A-Za-z0-9]+)\}", str(sub[0] if isinstance(sub, list) else sub)))
+        return found.union(*(_refs(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_refs(v) for v in value))
+    return set()
+
+
+def bridge_parameters_ruled(template: Template) -> list[str]:
+    """Every empty-default parameter the bridge's resources need is asserted non-empty by a Rule, so a
+    deployment without it is refused with a reason instead of failing midway."""
+    parameters = template.get("Parameters", {})
+    placeholders = {n for n, spec in parameters.items() if spec.get("Default") in ("", [])}
+    needed = set()
+    for resource in template.get("Resources", {}).values():
+        if resource.get("Condition") == "HasBridge":
+            needed |= _refs(resource.get("Properties")) & placeholders
+    needed.discard("BridgeImageUri")  # the condition itself
+    asserted = set()
+    for rule in (template.get("Rules") or {}).values():
+        if "BridgeImageUri" in _refs(rule.get("RuleCondition")):
+            for assertion in rule.get("Assertions") or []:
+                if assertion.get("AssertDescription"):
+                    asserted |= _refs(assertion.get("Assert"))
+    return [f"no Rule refuses a bridge deployment without {name}" for name in sorted(needed - asserted)]
+
+
+def alarms_notify(template: Template) -> list[str]:
+    found = []
+    for name, props in resources(template, "AWS::CloudWatch::Alarm"):
+        if not props.get("AlarmActions") or not props.get("OKActions"):
+            found.append(f"{name}: notifies nobody (AlarmActions and OKActions)")
+    return found
+
+
+STATEFUL_TABLES = ("MAILRELAY_CLIENTS_TABLE", "MAILRELAY_MESSAGES_TABLE")
+
+
+def stateful_data_retained(template: Template) -> list[str]:
+    """`sam delete` must not take every API key (and the sending history) with it."""
+    found = []
+    names = set()
+    for _, props in resources(template, "AWS::Lambda::Function"):
+        variables = (props.get("Environment") or {}).get("Variables") or {}
+        names |= {referenced(variables.get(v)) for v in STATEFUL_TABLES} - {None}
+    for name in sorted(map(str, names)):
+        resource = template["Resources"].get(name, {})
+        for policy_name in ("DeletionPolicy", "UpdateReplacePolicy"):
+            if resource.get(policy_name) != "Retain":
+                found.append(f"{name}: {policy_name} is not Retain")
+    return found or ([] if names else ["no function names the clients or messages table"])
+
+
+def no_broad_managed_policies(template: Template) -> list[str]:
+    """AWSLambdaSQSQueueExecutionRole (SAM's default for an SQS event) reaches every queue in the account."""
+    found = []
+    for name, props in resources(template, "AWS::IAM::Role"):
+        for arn in props.get("ManagedPolicyArns") or []:
+            if "AWSLambdaSQSQueueExecutionRole" in str(arn):
+                found.append(f"{name}: {arn}")
+    return found
+
+
 RULES: dict[str, Rule] = {
     "report_batch_item_failures": report_batch_item_failures,
     "visibility_covers_six_timeouts": visibility_covers_six_timeouts,
@@ -262,4 +394,11 @@ RULES: dict[str, Rule] = {
     "bucket_is_private_and_tls_only": bucket_is_private_and_tls_only,
     "log_retention": log_retention,
     "arm64_and_recent_python": arm64_and_recent_python,
+    "bridge_sees_client_addresses": bridge_sees_client_addresses,
+    "unprivileged_container_ports": unprivileged_container_ports,
+    "separate_subnets": separate_subnets,
+    "bridge_parameters_ruled": bridge_parameters_ruled,
+    "alarms_notify": alarms_notify,
+    "stateful_data_retained": stateful_data_retained,
+    "no_broad_managed_policies": no_broad_managed_policies,
 }

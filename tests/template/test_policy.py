@@ -46,6 +46,23 @@ def first(template: dict[str, Any], kind: str) -> str:
     return next(name for name, r in template["Resources"].items() if r["Type"] == kind)
 
 
+def target_group_attribute(template: dict[str, Any], name: str, key: str, value: str) -> None:
+    attributes = props(template, name)["TargetGroupAttributes"]
+    attributes[:] = [a for a in attributes if a["Key"] != key] + [{"Key": key, "Value": value}]
+
+
+def bridge_env(template: dict[str, Any]) -> dict[str, Any]:
+    """The bridge container's environment as a dict view that writes back into the template."""
+    container = props(template, "BridgeTaskDefinition")["ContainerDefinitions"][0]
+
+    class Env(dict[str, Any]):
+        def __setitem__(self, key: str, value: Any) -> None:
+            container["Environment"] = [e for e in container["Environment"] if e["Name"] != key]
+            container["Environment"].append({"Name": key, "Value": value})
+
+    return Env()
+
+
 def add_resource(name: str, resource: dict[str, Any]) -> Mutation:
     return lambda t: t["Resources"].__setitem__(name, resource)
 
@@ -58,7 +75,7 @@ MUTATIONS: dict[str, tuple[str, Mutation]] = {
     ),
     "function timeout above visibility / 6": (
         "visibility_covers_six_timeouts",
-        lambda t: sqs_function(t).__setitem__("Timeout", 31),
+        lambda t: sqs_function(t).__setitem__("Timeout", props(t, "DeliveryQueue")["VisibilityTimeout"] // 6 + 1),
     ),
     "queue visibility below 6 x timeout": (
         "visibility_covers_six_timeouts",
@@ -146,6 +163,55 @@ MUTATIONS: dict[str, tuple[str, Mutation]] = {
     "x86_64 function": ("arm64_and_recent_python", lambda t: sqs_function(t).__setitem__("Architectures", ["x86_64"])),
     "x86_64 by default (Globals)": ("arm64_and_recent_python", lambda t: t["Globals"]["Function"].pop("Architectures")),
     "python3.11 function": ("arm64_and_recent_python", lambda t: sqs_function(t).__setitem__("Runtime", "python3.11")),
+    "PROXY v2 on the submission target group": (
+        "bridge_sees_client_addresses",
+        lambda t: target_group_attribute(t, "BridgeSubmissionTargets", "proxy_protocol_v2.enabled", "true"),
+    ),
+    "client addresses not preserved": (
+        "bridge_sees_client_addresses",
+        lambda t: target_group_attribute(t, "BridgeImplicitTlsTargets", "preserve_client_ip.enabled", "false"),
+    ),
+    "bridge waiting for a PROXY header nobody sends": (
+        "bridge_sees_client_addresses",
+        lambda t: bridge_env(t).__setitem__("MAILRELAY_BRIDGE_PROXY_PROTOCOL", "true"),
+    ),
+    "container listening on 587": (
+        "unprivileged_container_ports",
+        lambda t: props(t, "BridgeTaskDefinition")["ContainerDefinitions"][0]["PortMappings"][0].__setitem__(
+            "ContainerPort", 587
+        ),
+    ),
+    "sysctl for privileged ports": (
+        "unprivileged_container_ports",
+        lambda t: props(t, "BridgeTaskDefinition")["ContainerDefinitions"][0].__setitem__(
+            "SystemControls", [{"Namespace": "net.ipv4.ip_unprivileged_port_start", "Value": "0"}]
+        ),
+    ),
+    "one subnet list for load balancer and tasks": (
+        "separate_subnets",
+        lambda t: props(t, "BridgeService")["NetworkConfiguration"]["AwsvpcConfiguration"].__setitem__(
+            "Subnets", {"Ref": "BridgeLoadBalancerSubnetIds"}
+        ),
+    ),
+    "no Rules": ("bridge_parameters_ruled", lambda t: t.pop("Rules")),
+    "no rule for the TLS secret": (
+        "bridge_parameters_ruled",
+        lambda t: t["Rules"]["BridgeNeedsItsNetwork"]["Assertions"].pop(),
+    ),
+    "alarm without actions": ("alarms_notify", lambda t: props(t, "DeadLetterQueueNotEmptyAlarm").pop("AlarmActions")),
+    "alarm without OK actions": ("alarms_notify", lambda t: props(t, "DeliveryFailuresAlarm").pop("OKActions")),
+    "clients table deleted with the stack": (
+        "stateful_data_retained",
+        lambda t: t["Resources"]["ClientsTable"].pop("DeletionPolicy"),
+    ),
+    "clients table replaced without a copy": (
+        "stateful_data_retained",
+        lambda t: t["Resources"]["ClientsTable"].pop("UpdateReplacePolicy"),
+    ),
+    "SAM's SQS policy on the delivery function": (
+        "no_broad_managed_policies",
+        lambda t: (sqs_function(t).pop("Role"), sqs_function(t).__setitem__("Policies", [])),
+    ),
     "python3.9 everywhere": (
         "arm64_and_recent_python",
         lambda t: t["Globals"]["Function"].__setitem__("Runtime", "python3.9"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from datetime import datetime
 from email.utils import format_datetime
 
@@ -10,7 +11,7 @@ from mailrelay.canonical import BareNewlinePolicy, canonicalize
 from mailrelay.errors import InvalidRequest, MessageTooLarge, TooManyRecipients
 from mailrelay.ids import message_id_header, new_message_id
 from mailrelay.message_headers import MAX_HEADER_SECTION_OCTETS, HeaderSummary, read_headers
-from mailrelay.mime_builder import build_message
+from mailrelay.mime_builder import File, attachment_files, build_message
 from mailrelay.models.send_request import SendRequest
 from mailrelay.settings import Settings
 from mailrelay.submission import FieldNames, Submission
@@ -28,8 +29,9 @@ def missing_headers(summary: HeaderSummary, message_id: str, domain: str, now: d
     return extra
 
 
-def _estimated_size(request: SendRequest) -> int:
-    attachments = sum(len(a.content) * 3 // 4 for a in request.attachments)
+def _estimated_size(request: SendRequest, files: list[File]) -> int:
+    # MIME's base64 makes each attachment a third larger, and the limit counts the message as sent.
+    attachments = sum(len(data) * 4 // 3 for _, data in files)
     return attachments + len((request.text or "").encode()) + len((request.html or "").encode())
 
 
@@ -53,7 +55,10 @@ def check_before_build(request: SendRequest, settings: Settings) -> None:
         )
 
 
-def from_request(request: SendRequest, settings: Settings, now: datetime) -> Submission:
+def from_request(
+    request: SendRequest, settings: Settings, now: datetime, uploads: Mapping[str, bytes] | None = None
+) -> Submission:
+    """``uploads``: the bytes of every upload the request's attachments name, already fetched and checked."""
     message_id = new_message_id()
     tags = {t.name: t.value for t in request.tags}
     common = {
@@ -73,11 +78,12 @@ def from_request(request: SendRequest, settings: Settings, now: datetime) -> Sub
         )  # fmt: skip
     assert request.from_ is not None
     check_before_build(request, settings)
-    estimate = _estimated_size(request)
+    files = attachment_files(request, uploads or {})
+    estimate = _estimated_size(request, files)
     if estimate > settings.max_message_bytes:
         raise MessageTooLarge(estimate, settings.max_message_bytes)
     built = build_message(
-        request, message_id_header=message_id_header(message_id, settings.message_id_domain), date=now
+        request, message_id_header=message_id_header(message_id, settings.message_id_domain), date=now, files=files
     )
     rcpt = tuple(dict.fromkeys(b.email for b in (*request.to, *request.cc, *request.bcc)))
     return Submission(

@@ -40,6 +40,19 @@ class MessageTooLarge(MailrelayError):
         self.limit = limit
 
 
+class RequestTooLarge(MessageTooLarge):
+    """The request body itself is over what the API can take in one call (not the message's limit)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        MailrelayError.__init__(
+            self,
+            f"the request body is {size} bytes; one request can carry at most {limit} bytes "
+            "(AWS Lambda's 6 MB invocation limit): upload large attachments with POST /v1/uploads",
+        )
+        self.size = size
+        self.limit = limit
+
+
 class TooManyRecipients(InvalidRequest):
     def __init__(self, count: int, limit: int) -> None:
         super().__init__(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from datetime import datetime
 from email import policy as email_policy
 from email.headerregistry import Address
@@ -28,7 +29,20 @@ def _address(box: Mailbox) -> Address:
     return parse_address(box.email, "").header_address(box.name)
 
 
-def build_message(request: SendRequest, *, message_id_header: str, date: datetime) -> bytes:
+File = tuple[Attachment, bytes]
+
+
+def attachment_files(request: SendRequest, uploads: Mapping[str, bytes]) -> list[File]:
+    """Each attachment with its bytes: decoded from ``content``, or the upload its ``upload_id`` names."""
+    return [
+        (a, uploads[a.upload_id] if a.upload_id is not None else base64.b64decode(a.content or ""))
+        for a in request.attachments
+    ]
+
+
+def build_message(
+    request: SendRequest, *, message_id_header: str, date: datetime, files: list[File] | None = None
+) -> bytes:
     """The message as canonical CRLF bytes. Bcc never appears in it (it lives in the envelope)."""
     assert request.from_ is not None
     utf8 = needs_smtputf8(request)
@@ -47,11 +61,12 @@ def build_message(request: SendRequest, *, message_id_header: str, date: datetim
     for name, value in request.headers.items():
         _set_custom(msg, name, value)
 
-    inline = [a for a in request.attachments if a.content_id]
-    regular = [a for a in request.attachments if not a.content_id]
+    files = attachment_files(request, {}) if files is None else files
+    inline = [f for f in files if f[0].content_id]
+    regular = [f for f in files if not f[0].content_id]
     _set_body(msg, request.text, request.html, inline)
-    for attachment in regular:
-        _add(msg, attachment, inline_part=False)
+    for file in regular:
+        _add(msg, file, inline_part=False)
     return msg.as_bytes()
 
 
@@ -65,31 +80,31 @@ def _set_custom(msg: EmailMessage, name: str, value: str) -> None:
         raise InvalidRequest.at(f"headers.{name}", "the value is not valid for this header") from None
 
 
-def _set_body(msg: EmailMessage, text: str | None, html: str | None, inline: list[Attachment]) -> None:
+def _set_body(msg: EmailMessage, text: str | None, html: str | None, inline: list[File]) -> None:
     if text is not None:
         msg.set_content(text)
         if html is None:
             # Inline parts without HTML to reference them are still attached, as related parts.
-            for attachment in inline:
-                _add(msg, attachment, inline_part=True)
+            for file in inline:
+                _add(msg, file, inline_part=True)
             return
         msg.add_alternative(html, subtype="html")
         parts = msg.get_payload()
         assert isinstance(parts, list)
         html_part = parts[-1]
         assert isinstance(html_part, EmailMessage)
-        for attachment in inline:
-            _add(html_part, attachment, inline_part=True)
+        for file in inline:
+            _add(html_part, file, inline_part=True)
         return
     assert html is not None
     msg.set_content(html, subtype="html")
-    for attachment in inline:
-        _add(msg, attachment, inline_part=True)
+    for file in inline:
+        _add(msg, file, inline_part=True)
 
 
-def _add(part: EmailMessage, attachment: Attachment, *, inline_part: bool) -> None:
+def _add(part: EmailMessage, file: File, *, inline_part: bool) -> None:
+    attachment, data = file
     maintype, _, subtype = attachment.content_type.partition("/")
-    data = base64.b64decode(attachment.content)
     if maintype.lower() == "message" and not inline_part:
         if part.get_content_type() != "multipart/mixed":
             part.make_mixed()

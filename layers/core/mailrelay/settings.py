@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 EnvModel = TypeVar("EnvModel", bound=BaseModel)
 
 
+MAX_RECIPIENTS_CEILING = 250
+
+
 class Settings(BaseModel):
     """Environment variables (upper-case aliases) shared by the API, the bridge and delivery."""
 
@@ -26,7 +29,10 @@ class Settings(BaseModel):
     max_message_bytes: int = Field(10_000_000, alias="MAILRELAY_MAX_MESSAGE_BYTES", gt=0)
     # Raw bytes kept in the SQS body (base64 adds a third); above this the payload goes to S3.
     inline_payload_max_bytes: int = Field(180_000, alias="MAILRELAY_INLINE_PAYLOAD_MAX_BYTES", ge=0, le=700_000)
-    max_recipients: int = Field(50, alias="MAILRELAY_MAX_RECIPIENTS", ge=1, le=1000)
+    # Each recipient's address and SMTP reply live in the message's status item, which DynamoDB caps at
+    # 400 KB (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html): 250
+    # recipients of the longest address and reply, with the most tags and metadata, fit with room to spare.
+    max_recipients: int = Field(50, alias="MAILRELAY_MAX_RECIPIENTS", ge=1, le=MAX_RECIPIENTS_CEILING)
     default_expiry_seconds: int = Field(3 * 86400, alias="MAILRELAY_DEFAULT_EXPIRY_SECONDS", ge=60)
     max_expiry_seconds: int = Field(5 * 86400, alias="MAILRELAY_MAX_EXPIRY_SECONDS", ge=60)
     max_schedule_seconds: int = Field(72 * 3600, alias="MAILRELAY_MAX_SCHEDULE_SECONDS", ge=0)

@@ -9,10 +9,12 @@ from typing import Any
 from mailrelay.adapters.dynamo_clients import DynamoClientStore
 from mailrelay.adapters.dynamo_messages import DynamoStatusStore
 from mailrelay.adapters.s3_payloads import S3PayloadStore
+from mailrelay.adapters.s3_uploads import S3UploadStore
 from mailrelay.adapters.sqs_queue import SqsQueue
 from mailrelay.clients import ClientService
 from mailrelay.settings import Settings
-from mailrelay.submission import SubmissionService
+from mailrelay.submission import SubmissionService, utcnow
+from mailrelay.uploads import UploadService
 
 
 @dataclass
@@ -37,6 +39,11 @@ class Services:
     @cached_property
     def clients(self) -> ClientService:
         return ClientService(DynamoClientStore(self.settings.clients_table, self.dynamodb))
+
+    @cached_property
+    def uploads(self) -> UploadService:
+        store = S3UploadStore(self.settings.payload_bucket, self.s3)
+        return UploadService(store, self.settings.max_message_bytes, utcnow)
 
     @cached_property
     def submissions(self) -> SubmissionService:

@@ -19,17 +19,27 @@ from mailrelay.errors import (
     Conflict,
     InvalidRequest,
     MailrelayError,
-    MessageTooLarge,
     NotFound,
+    RequestTooLarge,
     TemporarilyUnavailable,
 )
 from mailrelay.ids import is_message_id
 from mailrelay.models.client import Client
 from mailrelay.models.send_request import SendRequest
+from mailrelay.models.upload import UploadRequest
 from mailrelay.settings import Settings
 from mailrelay.submission import Accepted, Submission, SubmissionService, utcnow
+from mailrelay.uploads import UploadService
 
 MAX_BATCH = 100
+# AWS Lambda takes at most 6,291,456 bytes in a synchronous invocation
+# (https://docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html: "For synchronous invocations, the
+# maximum payload size is 6 MB"), and API Gateway wraps the body in an event with the request's
+# headers and context. Larger bodies never reach this code; those that do, but are over this, get our
+# 413. Larger attachments go through POST /v1/uploads.
+LAMBDA_INVOKE_LIMIT = 6 * 1024 * 1024
+EVENT_ALLOWANCE = 64 * 1024
+MAX_REQUEST_BODY = LAMBDA_INVOKE_LIMIT - EVENT_ALLOWANCE
 
 
 @dataclass(frozen=True)
@@ -46,12 +56,14 @@ class ApiOperations:
         submissions: SubmissionService,
         statuses: DynamoStatusStore,
         idempotency: IdempotentRunner,
+        uploads: UploadService,
     ) -> None:
         self.settings = settings
         self.clients = clients
         self.submissions = submissions
         self.statuses = statuses
         self.idempotency = idempotency
+        self.uploads = uploads
 
     def authenticate(self, authorization: str | None) -> Client:
         try:
@@ -61,9 +73,8 @@ class ApiOperations:
                                          retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
 
     def _json(self, body: bytes | None) -> Any:
-        # base64 and JSON escapes make the body larger than the message it describes
-        if body is not None and len(body) > self.settings.max_message_bytes * 4 // 3 + 65536:
-            raise MessageTooLarge(len(body), self.settings.max_message_bytes)
+        if body is not None and len(body) > MAX_REQUEST_BODY:
+            raise RequestTooLarge(len(body), MAX_REQUEST_BODY)
         if not body:
             raise MalformedBody.at("body", "a JSON request body is required")
         try:
@@ -84,7 +95,7 @@ class ApiOperations:
             check_key(idempotency_key)
 
         def operation() -> dict[str, Any]:
-            submission = self._submission(parsed, prefix="")
+            submission = self._submission(client, parsed, prefix="")
             accepted = self.submissions.submit(client, submission)
             return {"id": accepted.id, "status": accepted.status}
 
@@ -105,7 +116,7 @@ class ApiOperations:
         subs: list[Submission | MailrelayError] = []
         for i, item in enumerate(items):
             try:
-                subs.append(self._submission(item, prefix=f"messages[{i}]"))
+                subs.append(self._submission(client, item, prefix=f"messages[{i}]"))
             except MailrelayError as exc:
                 subs.append(exc)
         return Reply(200, {"results": [self._item(r) for r in self.submissions.submit_batch(client, subs)]})
@@ -123,7 +134,7 @@ class ApiOperations:
 
             def operation(item: Any = item, prefix: str = f"messages[{i}]") -> dict[str, Any]:
                 try:
-                    submission = self._submission(item, prefix=prefix)
+                    submission = self._submission(client, item, prefix=prefix)
                     return self._item(self.submissions.submit(client, submission))
                 except (TemporarilyUnavailable, Conflict):
                     raise  # no record: a retry with this key runs the item again
@@ -143,18 +154,38 @@ class ApiOperations:
         problem = problem_for(result)
         return {"error": problem.body()}
 
-    def _submission(self, data: Any, prefix: str) -> Submission:
+    def _submission(self, client: Client, data: Any, prefix: str) -> Submission:
         try:
             request = SendRequest.model_validate(data)
         except ValidationError as exc:
             raise from_validation_error(exc, prefix) from None
         try:
-            return from_request(request, self.settings, utcnow())
+            uploads = {
+                a.upload_id: self.uploads.fetch(client.id, a.upload_id, f"attachments[{i}].upload_id")
+                for i, a in enumerate(request.attachments)
+                if a.upload_id is not None
+            }
+            return from_request(request, self.settings, utcnow(), uploads)
+        except StorageError as exc:
+            raise TemporarilyUnavailable("the upload store is unavailable, please retry",
+                                         retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
         except InvalidRequest as exc:
             if prefix:
                 for p in exc.problems:
                     object.__setattr__(p, "field", f"{prefix}.{p.field}")
             raise
+
+    def create_upload(self, client: Client, body: bytes | None) -> Reply:
+        parsed = self._json(body)
+        try:
+            request = UploadRequest.model_validate(parsed)
+        except ValidationError as exc:
+            raise from_validation_error(exc, "") from None
+        try:
+            return Reply(201, self.uploads.create(client.id, request))
+        except StorageError as exc:
+            raise TemporarilyUnavailable("the upload store is unavailable, please retry",
+                                         retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
 
     def get_message(self, client: Client, message_id: str) -> Reply:
         try:

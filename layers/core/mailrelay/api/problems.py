@@ -14,6 +14,7 @@ from mailrelay.errors import (
     MailrelayError,
     MessageTooLarge,
     NotFound,
+    RequestTooLarge,
     SenderNotAllowed,
     TemporarilyUnavailable,
     TooManyRecipients,
@@ -81,6 +82,10 @@ def problem_for(exc: MailrelayError) -> Problem:
             return Problem(422, "too-many-recipients", "Too many recipients", exc.detail, exc.problems)
         case InvalidRequest():
             return Problem(422, "invalid-request", "Invalid request", exc.detail, exc.problems)
+        case RequestTooLarge():
+            return Problem(
+                413, "request-too-large", "Request too large", exc.detail, [FieldProblem("body", exc.detail)]
+            )
         case MessageTooLarge():
             return Problem(
                 413, "message-too-large", "Message too large", exc.detail, [FieldProblem("body", exc.detail)]

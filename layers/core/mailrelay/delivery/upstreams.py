@@ -27,6 +27,18 @@ class Upstream(BaseModel):
     sender_domains: tuple[str, ...] = ()  # empty: any sender without a more specific route
     ca_file: str | None = None  # a private CA bundle (PEM) instead of the system's
 
+    @field_validator("port")
+    @classmethod
+    def _not_25(cls, port: int) -> int:
+        # AWS blocks outbound TCP port 25 from Lambda functions (lifting it needs a VPC, a NAT gateway and a
+        # request to AWS; "How do I remove the restriction on port 25", AWS Knowledge Center): a message
+        # routed there would only retry until it expired.
+        if port == 25:
+            raise ValueError(
+                "port 25 is blocked for outbound mail from AWS Lambda; use 587 (STARTTLS) or 465 (implicit TLS)"
+            )
+        return port
+
     @field_validator("sender_domains")
     @classmethod
     def _lower(cls, domains: tuple[str, ...]) -> tuple[str, ...]:

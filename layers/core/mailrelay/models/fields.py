@@ -64,3 +64,20 @@ EmailAddress = Annotated[str, Field(min_length=3, max_length=320), AfterValidato
 HeaderName = Annotated[str, AfterValidator(_header_name)]
 Base64Text = Annotated[str, AfterValidator(_base64)]
 OneOrMany = BeforeValidator(_one_or_many)
+
+# No path separators (a recipient's mail client must not write outside its folder) and no <>" which
+# MIME parameter parsers treat as syntax.
+Filename = Annotated[HeaderText, Field(min_length=1, max_length=255, pattern=r'^[^/\\<>"]+$')]
+
+
+def _not_multipart(value: str) -> str:
+    if value.lower().startswith("multipart/"):
+        raise ValueError("multipart/* is a message's structure, not a file type; send it as application/octet-stream")
+    return value
+
+
+ContentType = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"),
+    AfterValidator(_not_multipart),
+]

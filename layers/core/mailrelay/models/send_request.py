@@ -6,7 +6,17 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from mailrelay.models.fields import Base64Text, BodyText, EmailAddress, HeaderName, HeaderText, OneOrMany
+from mailrelay.models.fields import (
+    Base64Text,
+    BodyText,
+    ContentType,
+    EmailAddress,
+    Filename,
+    HeaderName,
+    HeaderText,
+    OneOrMany,
+)
+from mailrelay.settings import MAX_RECIPIENTS_CEILING
 
 # Headers we set ourselves or that describe MIME structure: a client may not supply them.
 RESERVED_HEADERS = frozenset(
@@ -34,30 +44,27 @@ def _mailbox(value: object) -> object:
 
 
 MailboxIn = Annotated[Mailbox, BeforeValidator(_mailbox)]
-MailboxList = Annotated[list[MailboxIn], OneOrMany, Field(max_length=1000)]
+MailboxList = Annotated[list[MailboxIn], OneOrMany, Field(max_length=MAX_RECIPIENTS_CEILING)]
 # Reply-To names where answers go, not who receives: a handful is generous.
 MAX_REPLY_TO = 10
 
 
-def _not_multipart(value: str) -> str:
-    if value.lower().startswith("multipart/"):
-        raise ValueError("multipart/* is a message's structure, not a file type; send it as application/octet-stream")
-    return value
-
-
 class Attachment(BaseModel):
+    """A file: its bytes inline (base64 ``content``), or an ``upload_id`` from POST /v1/uploads."""
+
     model_config = ConfigDict(extra="forbid")
 
-    # No path separators (a recipient's mail client must not write outside its folder) and no <>" which
-    # MIME parameter parsers treat as syntax.
-    filename: Annotated[HeaderText, Field(min_length=1, max_length=255, pattern=r'^[^/\\<>"]+$')]
-    content_type: Annotated[
-        str,
-        Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"),
-        AfterValidator(_not_multipart),
-    ] = "application/octet-stream"
-    content: Base64Text
+    filename: Filename
+    content_type: ContentType = "application/octet-stream"
+    content: Base64Text | None = None
+    upload_id: Annotated[str, Field(pattern=r"^upl_[0-9a-f]{32}$")] | None = None
     content_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]{1,200}$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.content is None) == (self.upload_id is None):
+            raise ValueError("give exactly one of 'content' (base64) and 'upload_id'")
+        return self
 
 
 class Tag(BaseModel):
@@ -74,7 +81,7 @@ class RawMessage(BaseModel):
 
     data: Base64Text
     mail_from: EmailAddress
-    rcpt_to: Annotated[list[EmailAddress], OneOrMany, Field(min_length=1, max_length=1000)]
+    rcpt_to: Annotated[list[EmailAddress], OneOrMany, Field(min_length=1, max_length=MAX_RECIPIENTS_CEILING)]
 
 
 def _not_reserved(name: str) -> str:
