@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import email
+import email.policy
 import hashlib
 import json
 import os
@@ -40,10 +43,13 @@ def wait_for(predicate, timeout: float, what: str):
 
 
 @pytest.fixture
-def stack(tmp_path):
+def stack(tmp_path, request):
+    """The stack as a subprocess; ``@pytest.mark.parametrize("stack", [{VAR: value}], indirect=True)`` sets
+    the developer's environment it starts in."""
     state = tmp_path / "state"
     ports = {name: free_port() for name in ("api", "smtp", "smtps", "capture", "aws")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MAILRELAY_"))}
+    env |= getattr(request, "param", {})
     command = [sys.executable, "-m", "mailrelay.cli", "run", "--state-dir", str(state)]
     command += [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
     log = (tmp_path / "stack.log").open("w")
@@ -124,3 +130,61 @@ def test_a_taken_port_is_reported_clearly(tmp_path):
         )  # fmt: skip
     assert result.returncode == 2
     assert f"api port {port} is already in use" in result.stderr
+
+
+def test_a_request_over_lambdas_6_mb_is_answered_as_api_gateway_does(stack):
+    info, *_ = stack
+    headers = {"Authorization": f"Bearer {info['api_key']}", "Content-Type": "application/json"}
+
+    def send(attachment_bytes: int) -> httpx.Response:
+        content = base64.b64encode(b"x" * attachment_bytes).decode()
+        body = {"from": "app@example.com", "to": ["a@example.org"], "text": "t",
+                "attachments": [{"filename": "big.bin", "content": content}]}  # fmt: skip
+        return httpx.post(f"{info['api_url']}/v1/messages", headers=headers, content=json.dumps(body), timeout=60)
+
+    # 6.5 MB: the event would exceed Lambda's 6 MB invoke; the gateway answers, the function never runs
+    over_lambda = send(4_875_000)
+    assert over_lambda.status_code == 413
+    assert over_lambda.headers["content-type"] == "application/json"
+    assert over_lambda.json() == {"message": "Request Entity Too Large"}
+    # just under Lambda's limit, over ours: our problem, pointing to the upload path
+    over_ours = send(4_680_000)
+    assert over_ours.status_code == 413
+    assert over_ours.headers["content-type"] == "application/problem+json"
+    assert "POST /v1/uploads" in over_ours.json()["detail"]
+
+
+@pytest.mark.parametrize("stack", [{"MAILRELAY_MAX_MESSAGE_BYTES": "15000000"}], indirect=True)
+def test_a_9_mb_attachment_through_a_presigned_upload_arrives_intact(stack):
+    """9 MB of attachment is 12.2 MB once MIME-encoded, so this stack allows 15 MB messages (the
+    default 10 MB limit counts the message as sent, and fits attachments up to about 7.3 MB)."""
+    info, *_ = stack
+    auth = {"Authorization": f"Bearer {info['api_key']}"}
+    data = os.urandom(9_000_000)
+    wanted = {"filename": "big.bin", "content_type": "application/octet-stream", "size": len(data)}
+    created = httpx.post(f"{info['api_url']}/v1/uploads", headers=auth, json=wanted, timeout=30)
+    assert created.status_code == 201, created.text
+    upload = created.json()
+    assert upload["method"] == "PUT" and upload["upload_id"].startswith("upl_")
+    put = httpx.put(upload["url"], content=data, headers=upload["headers"], timeout=60)
+    assert put.status_code == 200, put.text
+
+    sent = httpx.post(f"{info['api_url']}/v1/messages", headers=auth, timeout=60, json={
+        "from": "app@example.com", "to": ["alice@example.org"], "subject": "big", "text": "see attached",
+        "attachments": [{"filename": "big.bin", "upload_id": upload["upload_id"]}]})  # fmt: skip
+    assert sent.status_code == 202, sent.text
+
+    capture = Path(info["capture_dir"])
+    found = wait_for(lambda: [p for p in capture.glob("*.eml") if b"Subject: big" in p.read_bytes()[:4096]], 60,
+                     "the message in the capture folder")  # fmt: skip
+    parsed = email.message_from_bytes(found[0].read_bytes(), policy=email.policy.default)
+    (attachment,) = list(parsed.iter_attachments())
+    assert attachment.get_filename() == "big.bin"
+    assert hashlib.sha256(attachment.get_content()).hexdigest() == hashlib.sha256(data).hexdigest()
+
+    # the same upload id from another client is not found
+    other = httpx.post(f"{info['api_url']}/v1/messages", headers=auth, timeout=30, json={
+        "from": "app@example.com", "to": ["alice@example.org"], "text": "x",
+        "attachments": [{"filename": "big.bin", "upload_id": "upl_" + "0" * 32}]})  # fmt: skip
+    assert other.status_code == 422
+    assert other.json()["errors"][0]["field"] == "attachments[0].upload_id"

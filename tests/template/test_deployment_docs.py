@@ -56,7 +56,8 @@ def secret_arn(secret_id: str) -> str:
     """The ARN Secrets Manager gives a secret named ``secret_id`` (a name gets a random 6-character suffix)."""
     if secret_id.startswith("arn:"):
         return secret_id
-    return f"arn:aws:secretsmanager:{PSEUDO_PARAMETERS['AWS::Region']}:{PSEUDO_PARAMETERS['AWS::AccountId']}:secret:{secret_id}-AbCdEf"
+    region, account = PSEUDO_PARAMETERS["AWS::Region"], PSEUDO_PARAMETERS["AWS::AccountId"]
+    return f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_id}-AbCdEf"
 
 
 def configured_secret_ids(template: Template, readme: str) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
 import time
@@ -13,7 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
+MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit (HTTP API quotas: "Payload size 10 MB")
+# Lambda refuses a synchronous invocation whose event is over 6,291,456 bytes (API_Invoke: "For synchronous
+# invocations, the maximum payload size is 6 MB"), so the function never runs. AWS does not document what
+# the HTTP API then answers; users report a 413 with a JSON message from the gateway, which is what this sends.
+LAMBDA_INVOKE_LIMIT = 6 * 1024 * 1024
+TOO_LARGE = b'{"message":"Request Entity Too Large"}'
 _TEXTUAL = re.compile(r"^(text/|application/(json|problem\+json|xml|x-www-form-urlencoded))", re.I)
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -136,7 +142,7 @@ class HttpGateway:
     def dispatch(self, request: BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("content-length") or 0)
         if length > MAX_BODY:
-            self._reply(request, 413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
+            self._reply(request, 413, {"content-type": "application/json"}, TOO_LARGE)
             request.close_connection = True
             return
         body = request.rfile.read(length) if length else b""
@@ -150,6 +156,9 @@ class HttpGateway:
             key = name.lower()
             headers[key] = f"{headers[key]},{value}" if key in headers else value
         event = build_event(request.command, request.path, headers, body, route, request.client_address[0])
+        if len(json.dumps(event).encode()) > LAMBDA_INVOKE_LIMIT:
+            self._reply(request, 413, {"content-type": "application/json"}, TOO_LARGE)
+            return
         context = LambdaContext("ApiFunction", self.timeout_ms)
         try:
             with self._invoke:

@@ -15,6 +15,9 @@ class LocalResources:
     names: dict[str, str] = field(default_factory=dict)  # logical id -> queue URL / table / bucket name
     arns: dict[str, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
+    # Variables whose value is a template parameter's default (limits, domains): a developer's own
+    # environment may set them differently; the others name local resources and are always ours.
+    tunable: frozenset[str] = frozenset()
     queue_attributes: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -55,6 +58,11 @@ def provision(session: Any, template: dict[str, Any] | None = None, prefix: str 
             s3.create_bucket(Bucket=name, **config)
             out.names[logical] = name
     out.environment = function_environment(template, out, resources)
+    variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    parameters = template.get("Parameters", {})
+    out.tunable = frozenset(
+        k for k, v in variables.items() if isinstance(v, dict) and v.get("Ref") in parameters and k in out.environment
+    )
     return out
 
 

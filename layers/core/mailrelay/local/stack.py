@@ -165,7 +165,9 @@ class LocalStack:
 
         aws = start_aws(host, args.aws_port)
         self.components.append(aws)
-        os.environ.update(aws.resources.environment)
+        for name, value in aws.resources.environment.items():
+            if name not in aws.resources.tunable or name not in os.environ:  # e.g. MAILRELAY_MAX_MESSAGE_BYTES
+                os.environ[name] = value
         os.environ["MAILRELAY_DEAD_LETTER_QUEUE_URL"] = aws.resources.names.get("DeliveryDeadLetterQueue", "")
         tls = ensure_tls(self.state / "tls")
         capture_dir = self.state / "captured"
