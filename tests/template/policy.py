@@ -383,6 +383,18 @@ def no_broad_managed_policies(template: Template) -> list[str]:
     return found
 
 
+def plain_listener_internal_only(template: Template) -> list[str]:
+    """A cleartext port-25 listener exists only behind a Rule that refuses it on an internet-facing scheme."""
+    plain = [n for n, p in resources(template, "AWS::ElasticLoadBalancingV2::Listener") if int(p.get("Port", 0)) == 25]
+    if not plain:
+        return []
+    for rule in (template.get("Rules") or {}).values():
+        for assertion in rule.get("Assertions") or []:
+            if "BridgeLoadBalancerScheme" in _refs(assertion.get("Assert")) and "internal" in str(assertion):
+                return []
+    return [f"{', '.join(plain)}: no Rule keeps the plain listener off internet-facing load balancers"]
+
+
 RULES: dict[str, Rule] = {
     "report_batch_item_failures": report_batch_item_failures,
     "visibility_covers_six_timeouts": visibility_covers_six_timeouts,
@@ -401,4 +413,5 @@ RULES: dict[str, Rule] = {
     "alarms_notify": alarms_notify,
     "stateful_data_retained": stateful_data_retained,
     "no_broad_managed_policies": no_broad_managed_policies,
+    "plain_listener_internal_only": plain_listener_internal_only,
 }

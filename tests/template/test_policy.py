@@ -212,6 +212,10 @@ MUTATIONS: dict[str, tuple[str, Mutation]] = {
         "no_broad_managed_policies",
         lambda t: (sqs_function(t).pop("Role"), sqs_function(t).__setitem__("Policies", [])),
     ),
+    "plain listener allowed on the internet": (
+        "plain_listener_internal_only",
+        lambda t: t["Rules"].pop("PlainListenerOnlyInternal"),
+    ),
     "python3.9 everywhere": (
         "arm64_and_recent_python",
         lambda t: t["Globals"]["Function"].__setitem__("Runtime", "python3.9"),

@@ -63,17 +63,20 @@ def _is_aws_error(exc: Exception) -> bool:
 class LazyClient:
     """Creates the boto3 client on first use, so importing a module costs nothing."""
 
-    def __init__(self, service: str, client: Any | None = None) -> None:
+    def __init__(self, service: str, client: Any | None = None, **options: Any) -> None:
         self._service = service
         self._client = client
+        self._options = options  # botocore Config options on top of BOTO_CONFIG_OPTIONS
 
     def get(self) -> Any:
         if self._client is None:
             import boto3
+            from botocore.config import Config
 
-            self._client = boto3.session.Session().client(self._service, config=boto_config())  # type: ignore[call-overload]
+            config = boto_config().merge(Config(**self._options)) if self._options else boto_config()
+            self._client = boto3.session.Session().client(self._service, config=config)  # type: ignore[call-overload]
         return self._client
 
 
-def lazy(service: str, client: Any | None) -> Callable[[], Any]:
-    return LazyClient(service, client).get
+def lazy(service: str, client: Any | None, **options: Any) -> Callable[[], Any]:
+    return LazyClient(service, client, **options).get

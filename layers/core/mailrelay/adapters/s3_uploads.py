@@ -11,17 +11,23 @@ from mailrelay.uploads import PresignedPut, StoredUpload
 class S3UploadStore:
     def __init__(self, bucket: str, client: Any | None = None) -> None:
         self.bucket = bucket
-        self._client = lazy("s3", client)
+        # Signature Version 4: S3 no longer accepts version 2 signatures in new presigned URLs, and botocore
+        # still makes version 2 ones for some endpoints unless told.
+        self._client = lazy("s3", client, signature_version="s3v4")
 
     def presign_put(
         self, key: str, content_type: str, size: int, expires_in: int, metadata: dict[str, str]
     ) -> PresignedPut:
-        # Content-Type is a signed header: the PUT must send exactly it. The metadata travels in the
-        # signed query string, so the object carries the size the client declared.
-        params = {"Bucket": self.bucket, "Key": key, "ContentType": content_type, "Metadata": metadata}
+        # Content-Length, Content-Type and the metadata become signed headers: S3 refuses a PUT whose body
+        # is not exactly ``size`` bytes or whose headers differ, and the object records the declared size.
+        params = {
+            "Bucket": self.bucket, "Key": key, "ContentType": content_type, "ContentLength": size,
+            "Metadata": metadata,
+        }  # fmt: skip
         with aws_call("S3 presign PutObject"):
             url: str = self._client().generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in)
-        return PresignedPut(url=url, headers={"Content-Type": content_type})
+        headers = {"Content-Type": content_type} | {f"x-amz-meta-{k}": v for k, v in metadata.items()}
+        return PresignedPut(url=url, headers=headers)
 
     def read(self, key: str, max_bytes: int) -> StoredUpload | None:
         from botocore.exceptions import ClientError
