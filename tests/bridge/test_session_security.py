@@ -110,3 +110,13 @@ def test_proxy_protocol_without_trusted_networks_does_not_start():
     with pytest.raises(ConfigurationError, match="PROXY_TRUSTED_NETWORKS"):
         bridge_settings_from(env)
     assert bridge_settings_from({**env, "MAILRELAY_BRIDGE_PROXY_TRUSTED_NETWORKS": '["10.0.0.0/8"]'}).proxy_protocol
+
+
+def test_an_internationalised_sender_over_smtputf8_is_accepted_and_flagged(start_bridge, shop_login, queued):
+    bridge = start_bridge()
+    data = "From: José <äpp@example.com>\r\nTo: x@example.net\r\nSubject: olá\r\n\r\nhi\r\n".encode()
+    with bridge.starttls(shop_login) as smtp:
+        smtp.sendmail("äpp@example.com", ["x@example.net"], data, mail_options=["SMTPUTF8"])
+    (item,) = queued()
+    assert item["mail_from"] == "äpp@example.com"
+    assert item["smtputf8"] is True

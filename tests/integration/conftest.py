@@ -64,6 +64,7 @@ def api(aws: LocalResources) -> Iterator[Callable[..., ApiResponse]]:
         template = {
             ("POST", "/v1/messages"): "api_send_message.json",
             ("POST", "/v1/messages/batch"): "api_send_batch.json",
+            ("POST", "/v1/uploads"): "api_create_upload.json",
             ("GET", "/v1/openapi.json"): "api_openapi.json",
         }.get((method, path), "api_get_message.json")
         event = load_event(template)

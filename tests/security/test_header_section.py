@@ -181,13 +181,19 @@ names = st.text(_LETTERS, min_size=1, max_size=20).map(str.strip).filter(bool)
 local_parts = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyzäöüéçñøßπжж中"), min_size=1, max_size=12)
 
 
+def valid_or_skip(address: str) -> str:
+    """The normalised form of ``address``; examples the address rules refuse are not this test's subject."""
+    try:
+        return parse_address(address, "from").smtp
+    except InvalidRequest:
+        assume(False)
+        raise
+
+
 @given(names, local_parts)
 def test_internationalised_senders_round_trip_through_the_api(name: str, local: str) -> None:
     address = f"{local}@example.com"
-    try:
-        expected = parse_address(address, "from").smtp
-    except InvalidRequest:
-        assume(False)
+    expected = valid_or_skip(address)
     request = SendRequest.model_validate({"from": {"email": address, "name": name}, "to": "x@y.example", "text": "t"})
     settings = Settings.model_validate({"MAILRELAY_MESSAGE_ID_DOMAIN": "example.com"})
     data = from_request(request, settings, datetime.now(UTC)).data
@@ -202,10 +208,7 @@ def test_internationalised_senders_round_trip_through_the_api(name: str, local: 
 @given(names, local_parts)
 def test_internationalised_raw_headers_are_read_as_written(name: str, local: str) -> None:
     address = f"{local}@example.com"
-    try:
-        expected = parse_address(address, "from").smtp
-    except InvalidRequest:
-        assume(False)
+    expected = valid_or_skip(address)
     quoted = '"' + name + '"'
     for written in (f"{quoted} <{address}>", address):
         summary = read_headers(f"From: {written}\r\n\r\nbody\r\n".encode(), "raw.data")

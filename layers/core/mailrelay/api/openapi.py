@@ -7,6 +7,7 @@ from typing import Any
 
 from mailrelay.models.send_request import SendRequest
 from mailrelay.models.status import MessageStatus
+from mailrelay.models.upload import UploadRequest
 
 _REF = "#/components/schemas/{model}"
 
@@ -65,6 +66,18 @@ def openapi_document() -> dict[str, Any]:
     schemas["MessageStatus"] = status
     schemas["Problem"] = _PROBLEM_SCHEMA
     schemas["Accepted"] = _ACCEPTED
+    schemas["UploadRequest"] = UploadRequest.model_json_schema(by_alias=True, ref_template=_REF)
+    schemas["Upload"] = {
+        "type": "object", "required": ["upload_id", "url", "method", "headers", "expires_at"],
+        "properties": {
+            "upload_id": {"type": "string", "pattern": "^upl_[0-9a-f]{32}$"},
+            "url": {"type": "string", "format": "uri", "description": "presigned S3 PUT, valid for an hour"},
+            "method": {"const": "PUT"},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"},
+                        "description": "send exactly these with the PUT; the body must be exactly `size` bytes"},
+            "expires_at": {"type": "string", "format": "date-time"},
+        },
+    }  # fmt: skip
     schemas["BatchRequest"] = {
         "type": "object", "required": ["messages"], "additionalProperties": False,
         "properties": {"messages": {"type": "array", "minItems": 1, "maxItems": 100,
@@ -113,6 +126,17 @@ def openapi_document() -> dict[str, Any]:
                         "200": _json("The status record", "MessageStatus"),
                         "401": _COMMON_ERRORS["401"],
                         "404": _problem("No such message for this client"),
+                    },
+                }
+            },
+            "/v1/uploads": {
+                "post": {
+                    "operationId": "createUpload",
+                    "summary": "A presigned S3 PUT for an attachment too large for a request body",
+                    "requestBody": _with_schema(json_body, "UploadRequest"),
+                    "responses": {
+                        "201": _json("Upload it with this PUT, then name upload_id", "Upload"),
+                        **_COMMON_ERRORS,
                     },
                 }
             },
