@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mailrelay.adapters.group_commit import GroupCommitQueue
+from mailrelay.ports import Queue
 from mailrelay.settings import Settings
-from mailrelay.submission import Queue, SubmissionService
+from mailrelay.submission import SubmissionService
 from mailrelay.wiring import Services
 from smtp_bridge.access import AuthThrottle, ConnectionCaps
 from smtp_bridge.observability import Metrics, metrics

@@ -8,9 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from mailrelay.adapters.aws import StorageError
 from mailrelay.adapters.group_commit import MAX_BATCH_BYTES, GroupCommitQueue
-from mailrelay.adapters.sqs_queue import OutgoingMessage
+from mailrelay.ports import OutgoingMessage, StorageError
 
 
 class Recorder:

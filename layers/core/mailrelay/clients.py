@@ -6,21 +6,13 @@ import hashlib
 import hmac
 import secrets
 from datetime import UTC, datetime
-from typing import Protocol
 
 from mailrelay.addresses import normalise_allow_entry
 from mailrelay.errors import InvalidRequest, Unauthenticated
 from mailrelay.models.client import Client
+from mailrelay.ports import ClientStore
 
 KEY_PREFIX = "mr_"
-
-
-class ClientStore(Protocol):
-    def create(self, client: Client, key_hash: str) -> None: ...
-    def get(self, client_id: str) -> Client | None: ...
-    def find_by_key_hash(self, key_hash: str) -> Client | None: ...
-    def list(self) -> list[Client]: ...
-    def revoke(self, client_id: str) -> bool: ...
 
 
 def new_api_key() -> str:

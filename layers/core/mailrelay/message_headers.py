@@ -115,7 +115,10 @@ def _bad_line(line: bytes, number: int) -> str:
         return f"header line {number}: white space before the colon ({shown!r}) is not accepted"
     if line.startswith(b"From "):
         return f"header line {number}: a Unix 'From ' line is not a header field"
-    return f"header line {number} is neither a header field ('Name: value') nor a continuation"
+    return (
+        f"header line {number} is neither a header field ('Name: value') nor a continuation"
+        " (is the blank line between the headers and the body missing?)"
+    )
 
 
 def mailbox_list(text: str) -> list[str] | None:

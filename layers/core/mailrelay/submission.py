@@ -13,10 +13,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal
 
-from mailrelay.adapters.aws import StorageError
-from mailrelay.adapters.sqs_queue import OutgoingMessage
 from mailrelay.addresses import parse_address, sender_allowed
 from mailrelay.errors import (
     InvalidRequest,
@@ -30,30 +28,12 @@ from mailrelay.message_headers import HeaderSummary, read_headers
 from mailrelay.models.client import Client
 from mailrelay.models.queued_message import DeliveryMode, InlinePayload, QueuedMessage, S3Payload, digest
 from mailrelay.models.status import MessageStatus, RecipientStatus
+from mailrelay.ports import OutgoingMessage, PayloadStore, Queue, StatusStore, StorageError
 from mailrelay.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 SQS_MAX_DELAY = 900  # seconds; later sends are hidden again by the delivery worker until due
-
-
-class Queue(Protocol):
-    def send(self, message: OutgoingMessage) -> None: ...
-    def send_batch(self, messages: list[OutgoingMessage]) -> dict[str, StorageError | None]: ...
-
-
-class PayloadStore(Protocol):
-    @staticmethod
-    def key_for(message_id: str) -> str: ...
-    @property
-    def bucket(self) -> str: ...
-    def put(self, key: str, data: bytes, sha256_hex: str) -> None: ...
-    def delete(self, key: str) -> None: ...
-
-
-class StatusStore(Protocol):
-    def create(self, status: MessageStatus) -> None: ...
-    def delete(self, message_id: str) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -12,35 +12,15 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from mailrelay.errors import InvalidRequest, MessageTooLarge
 from mailrelay.models.upload import UploadRequest
+from mailrelay.ports import UploadStore
 
 UPLOAD_URL_SECONDS = 3600
 _UPLOAD_ID = re.compile(r"^upl_[0-9a-f]{32}$")
-
-
-@dataclass(frozen=True)
-class PresignedPut:
-    url: str
-    headers: dict[str, str]
-
-
-@dataclass(frozen=True)
-class StoredUpload:
-    data: bytes  # empty when the object is larger than the caller can accept
-    size: int
-    declared_size: int | None
-
-
-class UploadStore(Protocol):
-    def presign_put(
-        self, key: str, content_type: str, size: int, expires_in: int, metadata: dict[str, str]
-    ) -> PresignedPut: ...
-    def read(self, key: str, max_bytes: int) -> StoredUpload | None: ...
 
 
 def upload_key(client_id: str, upload_id: str) -> str:

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from mailrelay.ports import StorageError
+
 if TYPE_CHECKING:
     from botocore.config import Config
 
@@ -37,10 +39,6 @@ def __getattr__(name: str) -> Any:
     if name == "BOTO_CONFIG":  # the old module constant, built on first access
         return boto_config()
     raise AttributeError(name)
-
-
-class StorageError(Exception):
-    """An AWS call failed (throttled, unreachable, denied): the operation did not happen."""
 
 
 @contextmanager

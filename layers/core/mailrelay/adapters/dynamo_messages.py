@@ -7,43 +7,16 @@ DynamoDB (MessageStatus ignores them) and a final record can never be leased aga
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from mailrelay.adapters.aws import StorageError, aws_call, lazy
+from mailrelay.adapters.aws import aws_call, lazy
 from mailrelay.adapters.dynamo import from_item, to_item
 from mailrelay.models.status import MessageStatus
+from mailrelay.ports import AlreadyFinal, Leased, LeaseHeld, LeaseLost, LeaseResult, NoStatus, StorageError
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
-
-
-@dataclass(frozen=True)
-class Leased:
-    previous: MessageStatus  # as it was before the lease (its state says whether a send was cut off)
-
-
-@dataclass(frozen=True)
-class AlreadyFinal:
-    status: MessageStatus
-
-
-@dataclass(frozen=True)
-class LeaseHeld:
-    until: datetime
-
-
-@dataclass(frozen=True)
-class NoStatus:
-    pass
-
-
-LeaseResult = Leased | AlreadyFinal | LeaseHeld | NoStatus
-
-
-class LeaseLost(Exception):
-    """Our lease expired and another receiver took the message: our result was not recorded."""
 
 
 _NOT_FINAL = (

@@ -19,22 +19,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from mailrelay.adapters.aws import StorageError
-from mailrelay.adapters.sqs_queue import OutgoingMessage
+from mailrelay.ports import OutgoingMessage, Queue, StorageError
 
 MAX_ENTRIES = 10  # SendMessageBatch
 # SQS limits a batch request's total payload; stay under the classic 256 KiB so any queue accepts it
 # (a larger single message is sent alone: the same limit applies to it either way).
 MAX_BATCH_BYTES = 256 * 1024 - 4 * 1024
-
-
-class BatchQueue(Protocol):
-    """What the wrapped queue must offer (SqsQueue does)."""
-
-    def send(self, message: OutgoingMessage) -> None: ...
-    def send_batch(self, messages: list[OutgoingMessage]) -> dict[str, StorageError | None]: ...
 
 
 @dataclass(eq=False)
@@ -53,7 +44,7 @@ class GroupCommitQueue:
 
     def __init__(
         self,
-        inner: BatchQueue,
+        inner: Queue,
         max_wait: float = 0.005,
         *,
         expected: Callable[[], int] | None = None,

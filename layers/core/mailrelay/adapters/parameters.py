@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from mailrelay.adapters.aws import StorageError, lazy
-from mailrelay.delivery.credentials import Credentials
+from mailrelay.adapters.aws import lazy
+from mailrelay.ports import Credentials, StorageError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mailrelay.adapters.aws import aws_call, lazy
-from mailrelay.uploads import PresignedPut, StoredUpload
+from mailrelay.ports import PresignedPut, StoredUpload
 
 
 class S3UploadStore:

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from mailrelay.adapters.aws import StorageError, aws_call, lazy
-
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    id: str
-    body: str
-    delay_seconds: int = 0
+from mailrelay.adapters.aws import aws_call, lazy
+from mailrelay.ports import OutgoingMessage, StorageError
 
 
 class SqsQueue:

@@ -9,8 +9,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mailrelay.adapters.aws import StorageError
-from mailrelay.adapters.dynamo_messages import DynamoStatusStore
 from mailrelay.api.idempotency import IdempotentRunner, check_key
 from mailrelay.api.problems import MalformedBody, from_validation_error, problem_for
 from mailrelay.clients import ClientService, bearer_token
@@ -27,6 +25,7 @@ from mailrelay.ids import is_message_id
 from mailrelay.models.client import Client
 from mailrelay.models.send_request import SendRequest
 from mailrelay.models.upload import UploadRequest
+from mailrelay.ports import StatusStore, StorageError
 from mailrelay.settings import Settings
 from mailrelay.submission import Accepted, Submission, SubmissionService, utcnow
 from mailrelay.uploads import UploadService
@@ -54,7 +53,7 @@ class ApiOperations:
         settings: Settings,
         clients: ClientService,
         submissions: SubmissionService,
-        statuses: DynamoStatusStore,
+        statuses: StatusStore,
         idempotency: IdempotentRunner,
         uploads: UploadService,
     ) -> None:

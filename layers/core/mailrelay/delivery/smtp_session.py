@@ -14,12 +14,11 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-from mailrelay.adapters.aws import StorageError
-from mailrelay.delivery.credentials import CredentialSource
 from mailrelay.delivery.deadline import Deadline, DeadlineReached
 from mailrelay.delivery.replies import RecipientOutcome, describe, local_reply, outcome_of, reply_from
 from mailrelay.delivery.upstreams import Upstream
 from mailrelay.models.status import SmtpReply
+from mailrelay.ports import CredentialSource, StorageError
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _EIGHT_BIT = re.compile(rb"[\x80-\xff]")

@@ -16,12 +16,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from pydantic import ValidationError
 
-from mailrelay.adapters.aws import StorageError
-from mailrelay.adapters.dynamo_messages import AlreadyFinal, LeaseHeld, LeaseLost, LeaseResult, NoStatus
 from mailrelay.delivery.attempt import attempt_delivery
 from mailrelay.delivery.connections import SessionPool
 from mailrelay.delivery.deadline import Deadline
@@ -32,26 +29,19 @@ from mailrelay.delivery.smtp_session import Envelope, SmtpTimeouts
 from mailrelay.delivery.upstreams import Upstream, candidates_for
 from mailrelay.models.queued_message import InlinePayload, QueuedMessage, S3Payload, digest
 from mailrelay.models.status import MessageState, MessageStatus
+from mailrelay.ports import (
+    AlreadyFinal,
+    LeaseHeld,
+    LeaseLost,
+    NoStatus,
+    PayloadStore,
+    RecordControl,
+    StatusStore,
+    StorageError,
+)
 from mailrelay.submission import utcnow
 
 logger = logging.getLogger(__name__)
-
-
-class StatusStore(Protocol):
-    def acquire_lease(self, message_id: str, owner: str, now: datetime, until: datetime) -> LeaseResult: ...
-    def release_lease(self, status: MessageStatus, owner: str) -> None: ...
-
-
-class PayloadStore(Protocol):
-    @property
-    def bucket(self) -> str: ...
-    def get(self, key: str) -> bytes: ...
-    def delete(self, key: str) -> None: ...
-
-
-class RecordControl(Protocol):
-    def hide(self, receipt_handle: str, seconds: int) -> None: ...
-    def quarantine(self, body: str, reason: str) -> None: ...
 
 
 @dataclass(frozen=True)

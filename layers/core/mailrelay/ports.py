@@ -1,0 +1,153 @@
+"""What the core needs from outside, declared once: the queue, payload and status stores, the client
+store, upstream credentials, uploads, and the values that cross those boundaries.
+
+Adapters (``mailrelay.adapters``) implement these; only the composition roots (``mailrelay.wiring``,
+``mailrelay.delivery.wiring``) choose which. No other core module imports an adapter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from mailrelay.models.client import Client
+from mailrelay.models.status import MessageStatus
+
+
+class StorageError(Exception):
+    """A storage call failed (throttled, unreachable, denied): the operation did not happen."""
+
+
+# -- the delivery queue --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    id: str
+    body: str
+    delay_seconds: int = 0
+
+
+class Queue(Protocol):
+    def send(self, message: OutgoingMessage) -> None: ...
+    def send_batch(self, messages: list[OutgoingMessage]) -> dict[str, StorageError | None]:
+        """Up to 10 messages; each message's own outcome by id (None: written)."""
+        ...
+
+
+class RecordControl(Protocol):
+    """What delivery does to a queue record it received."""
+
+    def hide(self, receipt_handle: str, seconds: int) -> None: ...
+    def quarantine(self, body: str, reason: str) -> None: ...
+
+
+# -- payloads (the message bytes when they are too large for the queue) ----------------------------
+
+
+class PayloadStore(Protocol):
+    @staticmethod
+    def key_for(message_id: str) -> str: ...
+    @property
+    def bucket(self) -> str: ...
+    def put(self, key: str, data: bytes, sha256_hex: str) -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def delete(self, key: str) -> None: ...
+
+
+# -- status records and the delivery lease ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leased:
+    previous: MessageStatus  # as it was before the lease (its state says whether a send was cut off)
+
+
+@dataclass(frozen=True)
+class AlreadyFinal:
+    status: MessageStatus
+
+
+@dataclass(frozen=True)
+class LeaseHeld:
+    until: datetime
+
+
+@dataclass(frozen=True)
+class NoStatus:
+    pass
+
+
+LeaseResult = Leased | AlreadyFinal | LeaseHeld | NoStatus
+
+
+class LeaseLost(Exception):
+    """Our lease expired and another receiver took the message: our result was not recorded."""
+
+
+class StatusStore(Protocol):
+    def create(self, status: MessageStatus) -> None:
+        """Write a new record; it must not exist yet."""
+        ...
+
+    def get(self, message_id: str) -> MessageStatus | None: ...
+    def delete(self, message_id: str) -> None: ...
+    def acquire_lease(self, message_id: str, owner: str, now: datetime, until: datetime) -> LeaseResult:
+        """Mark the message sending for ``owner`` until ``until``, unless it is final or leased."""
+        ...
+
+    def release_lease(self, status: MessageStatus, owner: str) -> None:
+        """Write the attempt's result, only while ``owner`` holds the lease (else LeaseLost)."""
+        ...
+
+
+# -- clients ------------------------------------------------------------------------------------
+
+
+class ClientStore(Protocol):
+    def create(self, client: Client, key_hash: str) -> None: ...
+    def get(self, client_id: str) -> Client | None: ...
+    def find_by_key_hash(self, key_hash: str) -> Client | None: ...
+    def list(self) -> list[Client]: ...
+    def revoke(self, client_id: str) -> bool: ...
+
+
+# -- upstream credentials -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+
+
+class CredentialSource(Protocol):
+    def get(self, secret_id: str, *, refresh: bool = False) -> Credentials:
+        """The credentials in ``secret_id``; ``refresh`` bypasses any cache (after a 535)."""
+        ...
+
+
+# -- uploads (large attachments) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PresignedPut:
+    url: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    data: bytes  # empty when the object is larger than the caller can accept
+    size: int
+    declared_size: int | None
+
+
+class UploadStore(Protocol):
+    def presign_put(
+        self, key: str, content_type: str, size: int, expires_in: int, metadata: dict[str, str]
+    ) -> PresignedPut: ...
+    def read(self, key: str, max_bytes: int) -> StoredUpload | None:
+        """The upload at ``key``, or None when there is none."""
+        ...
