@@ -62,6 +62,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy functions/api/app.py functions/deliver/app.py
 	$(BIN)/lint-imports
 	$(BIN)/hadolint smtp_bridge/Dockerfile
 

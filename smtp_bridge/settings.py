@@ -12,9 +12,9 @@ import os
 import socket
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from mailrelay.settings import MAX_RECIPIENTS_CEILING, ConfigurationError
+from mailrelay.settings import MAX_RECIPIENTS_CEILING, ConfigurationError, model_from_env
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -128,10 +128,6 @@ class BridgeSettings(BaseModel):
 
 def bridge_settings_from(env: dict[str, str] | None = None) -> BridgeSettings:
     try:
-        return BridgeSettings.model_validate(dict(os.environ) if env is None else env)
-    except (ValidationError, json.JSONDecodeError) as exc:
-        if isinstance(exc, ValidationError):
-            detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
-        else:
-            detail = f"MAILRELAY_BRIDGE_ALLOWED_NETWORKS is not JSON: {exc}"
-        raise ConfigurationError(f"invalid bridge configuration: {detail}") from exc
+        return model_from_env(BridgeSettings, dict(os.environ) if env is None else env, "bridge configuration")
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"invalid bridge configuration: a JSON list is not valid JSON: {exc}") from exc

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, assert_never
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mailrelay.delivery.deadline import Deadline
 from mailrelay.delivery.settings import get_delivery_settings
 from mailrelay.delivery.wiring import build_worker
-from mailrelay.delivery.worker import DeliveryWorker, RecordOutcome
+from mailrelay.delivery.worker import DeliveryWorker, RecordOutcome, RecordReason
 from mailrelay.settings import get_settings
 
 logger = Logger(service="mailrelay-deliver")
@@ -24,9 +24,6 @@ copy_config_to_registered_loggers(source_logger=logger, include={"mailrelay"})
 metrics = Metrics(service="mailrelay-deliver")
 # A batch in which every record waits (scheduled, deferred) is normal, not an invocation error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-_METRICS = {"delivered": "Delivered", "deferred": "Deferred", "failed": "Failed", "expired": "Expired",
-            "uncertain": "Uncertain", "quarantined": "Quarantined", "duplicate": "DuplicateSkipped"}  # fmt: skip
 
 
 class KeepRecord(Exception):
@@ -47,8 +44,21 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
         raise KeepRecord(f"{outcome.reason}; next attempt in {outcome.retry_in}s")
 
 
+def metric_for(reason: RecordReason) -> str | None:
+    """The metric a record's outcome counts in; mypy proves every reason is decided here."""
+    match reason:
+        case "delivered" | "deferred" | "failed" | "expired" | "uncertain" | "quarantined":
+            return reason.capitalize()
+        case "duplicate":
+            return "DuplicateSkipped"
+        case "queued" | "scheduled" | "sending" | "deadline" | "busy" | "lease_lost" | "quarantine_failed":
+            return None
+        case _:
+            assert_never(reason)
+
+
 def _count(outcome: RecordOutcome) -> None:
-    name = _METRICS.get(outcome.reason)
+    name = metric_for(outcome.reason)
     if name:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     if outcome.since_accepted is not None:

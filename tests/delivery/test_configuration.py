@@ -24,7 +24,7 @@ from tests.delivery.conftest import LambdaContext
         ([{"host": "smtp.example.com", "port": 587, "pasword": "x"}], "upstreams[0].pasword"),
         ([{"host": "relay", "port": 2525, "insecure_plaintext": True, "secret_id": "s"}], "credentials never travel"),
         # AWS blocks outbound port 25 from Lambda: such mail would retry until it expired
-        ([{"host": "mx.example.com", "port": 25}], "upstreams[0].port: Value error, port 25 is blocked"),
+        ([{"host": "mx.example.com", "port": 25}], "upstreams[0].port: port 25 is blocked"),
         ([{"host": "smtp.example.com", "port": 587, "ca_file": "/nonexistent/ca.pem"}], "upstreams[0].ca_file"),
         ([], "at least one upstream"),
     ],

@@ -8,6 +8,8 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mailrelay.validation import describe
+
 EnvModel = TypeVar("EnvModel", bound=BaseModel)
 
 
@@ -50,8 +52,7 @@ def model_from_env(model: type[EnvModel], env: dict[str, str], what: str = "conf
     try:
         return model.model_validate(env)
     except ValidationError as exc:
-        names = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
-        raise ConfigurationError(f"invalid {what}: {names}") from exc
+        raise ConfigurationError(f"invalid {what}: {describe(exc)}") from exc
 
 
 def settings_from(env: dict[str, str]) -> Settings:

@@ -26,8 +26,8 @@ from mailrelay.errors import (
 )
 from mailrelay.message_headers import HeaderSummary, read_headers
 from mailrelay.models.client import Client
-from mailrelay.models.queued_message import DeliveryMode, InlinePayload, QueuedMessage, S3Payload, digest
-from mailrelay.models.status import MessageStatus, RecipientStatus
+from mailrelay.models.queued_message import InlinePayload, QueuedMessage, S3Payload, digest
+from mailrelay.models.status import DeliveryMode, MessageStatus, RecipientStatus
 from mailrelay.ports import OutgoingMessage, PayloadStore, Queue, StatusStore, StorageError
 from mailrelay.settings import Settings
 

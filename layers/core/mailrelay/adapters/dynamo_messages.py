@@ -12,15 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 from mailrelay.adapters.aws import aws_call, lazy
 from mailrelay.adapters.dynamo import from_item, to_item
-from mailrelay.models.status import MessageStatus
+from mailrelay.models.status import FINAL_MESSAGE_STATES, MessageStatus
 from mailrelay.ports import AlreadyFinal, Leased, LeaseHeld, LeaseLost, LeaseResult, NoStatus, StorageError
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
 
 
+# MessageStatus.is_final, as a condition: a final state, or an at-most-once send whose outcome is unknown.
+_FINAL_VALUES = {f":final_{state}": {"S": state} for state in sorted(FINAL_MESSAGE_STATES)}
 _NOT_FINAL = (
-    "attribute_exists(id) AND NOT (#s IN (:delivered, :failed, :expired))"
+    f"attribute_exists(id) AND NOT (#s IN ({', '.join(_FINAL_VALUES)}))"
     " AND NOT (#s = :uncertain AND #mode = :at_most_once)"
 )
 _NOT_LEASED = "(attribute_not_exists(lease_until) OR lease_until < :now_ts)"
@@ -88,9 +90,8 @@ class DynamoStatusStore:
                     ExpressionAttributeValues={
                         ":owner": {"S": owner}, ":until": {"N": f"{until.timestamp():.3f}"},
                         ":now_ts": {"N": f"{now.timestamp():.3f}"}, ":now": {"S": now.isoformat()},
-                        ":sending": {"S": "sending"}, ":delivered": {"S": "delivered"}, ":failed": {"S": "failed"},
-                        ":expired": {"S": "expired"}, ":uncertain": {"S": "uncertain"},
-                        ":at_most_once": {"S": "at_most_once"},
+                        ":sending": {"S": "sending"}, ":uncertain": {"S": "uncertain"},
+                        ":at_most_once": {"S": "at_most_once"}, **_FINAL_VALUES,
                     },
                     ReturnValues="ALL_OLD",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",

@@ -10,11 +10,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from mailrelay.api.idempotency import IdempotentRunner, check_key
-from mailrelay.api.problems import MalformedBody, from_validation_error, problem_for
+from mailrelay.api.problems import MalformedBody, from_validation_error, prefixed, problem_for
 from mailrelay.clients import ClientService, bearer_token
 from mailrelay.compose import from_request
 from mailrelay.errors import (
     Conflict,
+    FieldProblem,
     InvalidRequest,
     MailrelayError,
     NotFound,
@@ -169,10 +170,10 @@ class ApiOperations:
             raise TemporarilyUnavailable("the upload store is unavailable, please retry",
                                          retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
         except InvalidRequest as exc:
-            if prefix:
-                for p in exc.problems:
-                    object.__setattr__(p, "field", f"{prefix}.{p.field}")
-            raise
+            if not prefix:
+                raise
+            moved = [FieldProblem(prefixed(prefix, p.field), p.detail) for p in exc.problems]
+            raise InvalidRequest(exc.detail, moved) from None
 
     def create_upload(self, client: Client, body: bytes | None) -> Reply:
         parsed = self._json(body)

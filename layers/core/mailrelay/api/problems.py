@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mailrelay import validation
 from mailrelay.errors import (
     Conflict,
     FieldProblem,
@@ -51,25 +52,19 @@ class Problem:
         return doc
 
 
-def field_path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path or "body"
+def prefixed(prefix: str, path: str) -> str:
+    """``path`` inside the item ``prefix`` names (``messages[2]`` + ``to[0]`` -> ``messages[2].to[0]``)."""
+    if not prefix:
+        return path
+    if path == "body":
+        return prefix
+    return prefix + ("" if path.startswith("[") else ".") + path
 
 
 def from_validation_error(exc: ValidationError, prefix: str = "") -> InvalidRequest:
     problems = []
-    for error in exc.errors(include_input=False, include_url=False):
-        loc = tuple(p for p in error["loc"] if p != "[key]")
-        path = field_path(loc)
-        if prefix:
-            path = prefix + ("" if path.startswith("[") or path == "body" else ".") + ("" if path == "body" else path)
-        message = str(error["msg"]).removeprefix("Value error, ")
-        problems.append(FieldProblem(path, message))
+    for path, message in validation.problems(exc):
+        problems.append(FieldProblem(prefixed(prefix, path or "body"), message))
     summary = "; ".join(f"{p.field}: {p.detail}" for p in problems[:3])
     return InvalidRequest(f"the request is invalid: {summary}", problems)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from mailrelay.delivery.settings import DeliverySettings
 from mailrelay.settings import ConfigurationError
+from mailrelay.validation import describe
 
 TlsMode = Literal["starttls", "implicit"]
 
@@ -51,14 +52,19 @@ class Upstream(BaseModel):
             raise ValueError(f"no such file: {path}")
         return path
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name") and "host" in data and "port" in data:
+            return {**data, "name": f"{data['host']}:{data['port']}"}
+        return data
+
     @model_validator(mode="after")
     def _coherent(self) -> Upstream:
         if self.insecure_plaintext and self.secret_id:
             raise ValueError("secret_id is not allowed with insecure_plaintext (credentials never travel unencrypted)")
         if self.insecure_plaintext and "tls" in self.model_fields_set:
             raise ValueError("tls and insecure_plaintext exclude each other")
-        if not self.name:
-            object.__setattr__(self, "name", f"{self.host}:{self.port}")
         return self
 
     def serves(self, sender_domain: str) -> bool:
@@ -73,11 +79,7 @@ def parse_upstreams(text: str, source: str) -> tuple[Upstream, ...]:
     try:
         upstreams = _UPSTREAMS.validate_json(text)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"upstreams{''.join(f'[{p}]' if isinstance(p, int) else f'.{p}' for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise ConfigurationError(f"{source}: {problems}") from None
+        raise ConfigurationError(f"{source}: {describe(exc, 'upstreams')}") from None
     if not upstreams:
         raise ConfigurationError(f"{source}: upstreams: at least one upstream is required")
     names = [u.name for u in upstreams]

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -40,8 +41,13 @@ from mailrelay.ports import (
     StorageError,
 )
 from mailrelay.submission import utcnow
+from mailrelay.validation import problems
 
 logger = logging.getLogger(__name__)
+
+
+# Why a record ended as it did: the message's state after an attempt, or what kept the attempt from running.
+RecordReason = MessageState | Literal["duplicate", "lease_lost", "deadline", "busy", "quarantined", "quarantine_failed"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class RecordOutcome:
     """What became of one record. ``keep``: it stays on the queue (reported as a batch item failure)."""
 
     keep: bool
-    reason: str  # delivered|failed|expired|uncertain|deferred|scheduled|busy|deadline|duplicate|quarantined|...
+    reason: RecordReason
     message_id: str | None = None
     state: MessageState | None = None
     retry_in: int | None = None
@@ -96,9 +102,8 @@ class DeliveryWorker:
         try:
             queued = QueuedMessage.model_validate_json(body)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(map(str, first["loc"])) or "body"
-            return self._quarantine(body, None, f"not a valid queued message: {where}: {first['msg']}")
+            where, message = problems(exc)[0]
+            return self._quarantine(body, None, f"not a valid queued message: {where or 'body'}: {message}")
         now = self.clock()
         if queued.send_at is not None and queued.send_at > now and queued.expires_at > now:
             return self._hide(receipt_handle, queued, _seconds(queued.send_at - now), "scheduled", "scheduled")
@@ -202,7 +207,7 @@ class DeliveryWorker:
             return True
         return False
 
-    def _hide(self, receipt_handle: str, queued: QueuedMessage, seconds: int, reason: str,
+    def _hide(self, receipt_handle: str, queued: QueuedMessage, seconds: int, reason: RecordReason,
               state: MessageState | None = None) -> RecordOutcome:  # fmt: skip
         seconds = max(0, min(seconds, self.settings.retry_max_seconds))
         try:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-DeliveryMode = Literal["at_least_once", "at_most_once"]
+from mailrelay.models.status import DeliveryMode
 
 
 class InlinePayload(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, Self
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -16,6 +16,7 @@ from mailrelay.models.fields import (
     HeaderText,
     OneOrMany,
 )
+from mailrelay.models.status import DeliveryMode
 from mailrelay.settings import MAX_RECIPIENTS_CEILING
 
 # Headers we set ourselves or that describe MIME structure: a client may not supply them.
@@ -114,7 +115,7 @@ class SendRequest(BaseModel):
     ] = {}
     send_at: AwareDatetime | None = None
     expires_at: AwareDatetime | None = None
-    delivery: Literal["at_least_once", "at_most_once"] = "at_least_once"
+    delivery: DeliveryMode = "at_least_once"
     raw: RawMessage | None = None
 
     @model_validator(mode="after")

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+DeliveryMode = Literal["at_least_once", "at_most_once"]
 MessageState = Literal["queued", "scheduled", "sending", "delivered", "deferred", "failed", "expired", "uncertain"]
 RecipientState = Literal["pending", "delivered", "deferred", "failed", "expired", "uncertain"]
 FINAL_MESSAGE_STATES: frozenset[str] = frozenset({"delivered", "failed", "expired"})
@@ -38,7 +39,7 @@ class MessageStatus(BaseModel):
     updated_at: AwareDatetime
     send_at: AwareDatetime | None = None
     expires_at: AwareDatetime
-    delivery: Literal["at_least_once", "at_most_once"] = "at_least_once"
+    delivery: DeliveryMode = "at_least_once"
     attempts: int = 0
     last_error: str | None = None
     upstream: str | None = None  # the upstream that took the last attempt
