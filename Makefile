@@ -19,7 +19,7 @@ SAM_ENV := AWS_DEFAULT_REGION=eu-west-1 SAM_CLI_TELEMETRY=0 PYENV_VERSION=$(shel
 help:
 	@echo "make run    - start the whole system locally (API, SMTP bridge, delivery, capture server)"
 	@echo "make test   - install everything, lint, type-check, run all tests and template checks"
-	@echo "make lint   - ruff + mypy + import contract (lint-imports) + hadolint only"
+	@echo "make lint   - ruff + mypy + import contract (lint-imports) + dead code (vulture) + hadolint only"
 	@echo "make soak   - the fault-injection ledger over 20,000 messages"
 	@echo "make bench  - benchmarks side by side with Postfix (see README, Performance)"
 
@@ -64,6 +64,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy functions/api/app.py functions/deliver/app.py
 	$(BIN)/lint-imports
+	$(BIN)/vulture
 	$(BIN)/hadolint smtp_bridge/Dockerfile
 
 typecheck: lint

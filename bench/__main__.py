@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--case NAME ...]``: run the cases of issue 6 and print one table.
+"""``python -m bench [--quick] [--case NAME ...]``: run the benchmark cases and print one table.
 
 Starts what it needs (Postfix, smtp-sink, smtp-source from Debian's postfix package, in temporary
 directories on loopback ports; the bridge and the handlers in their own processes) and stops it all.

@@ -1,4 +1,4 @@
-"""The six cases of issue 6. Each returns table rows; every ratio compares values from the same run."""
+"""The benchmark cases. Each returns table rows; every ratio compares values from the same run."""
 
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ class ConnectionCaps:
 
 
 class AuthThrottle:
-    """Failed AUTH attempts per client address in a sliding window; over the limit, AUTH is refused."""
+    """Failed AUTH attempts per client address in a sliding window; over the limit, each failure ends the session."""
 
     def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
@@ -80,9 +80,6 @@ class AuthThrottle:
         if not failures:
             del self._failures[client]
         return failures
-
-    def blocked(self, client: str) -> bool:
-        return len(self._recent(client)) >= self.limit
 
     def failed(self, client: str) -> int:
         """Record a failure; returns how many are now in the window (to scale the delay)."""

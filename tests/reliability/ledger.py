@@ -387,7 +387,7 @@ class Ledger:
                 time.sleep(min(retry_after, 1.0) * self.rng.uniform(0.3, 1.0))
                 continue
             self.tally.count(f"http_{response.status_code}")
-            if response.status_code >= 500:  # never expected (invariant 1): retried like a real client
+            if response.status_code >= 500:  # never expected (a failure of ours is 503): retried like a real client
                 self.tally.refused.append(f"{spec.marker}: HTTP {response.status_code} {response.text[:200]}")
                 time.sleep(0.5)
                 continue
@@ -702,7 +702,6 @@ class CrashingPoller(SqsPoller):
         ).get("Messages", [])  # fmt: skip
         if not messages:
             return 0
-        self.invocations += 1
         context = LambdaContext("DeliverFunction", self.timeout_ms)
         try:
             response = self.handler(sqs_event(messages, self.queue_arn, self.region), context) or {}

@@ -1,4 +1,4 @@
-"""The fault-injection ledger (issue 7, part 1): nothing acknowledged is lost, under injected faults.
+"""The fault-injection ledger: nothing acknowledged is lost, under injected faults.
 
 The short run (1,000 messages) is part of ``make test``. The soak (20,000) runs when
 MAILRELAY_LEDGER_SOAK=1 (``make soak``); MAILRELAY_LEDGER_MESSAGES / MAILRELAY_LEDGER_SEED override.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -88,13 +88,3 @@ class TemporarilyUnavailable(MailrelayError):
     def __init__(self, detail: str, retry_after: int = 5) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
-
-
-@dataclass
-class ItemResult:
-    """Outcome of one item of a batch: accepted with an id, or refused with its error."""
-
-    id: str | None = None
-    status: str | None = None
-    error: MailrelayError | None = None
-    extra: dict[str, object] = field(default_factory=dict)

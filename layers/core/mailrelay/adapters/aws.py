@@ -35,12 +35,6 @@ def boto_config() -> Config:
     return Config(**BOTO_CONFIG_OPTIONS)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "BOTO_CONFIG":  # the old module constant, built on first access
-        return boto_config()
-    raise AttributeError(name)
-
-
 @contextmanager
 def aws_call(what: str) -> Iterator[None]:
     try:

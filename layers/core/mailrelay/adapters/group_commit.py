@@ -40,7 +40,7 @@ class _Entry:
 
 
 class GroupCommitQueue:
-    """A ``Queue`` (see mailrelay.submission) that groups concurrent ``send`` calls into batches."""
+    """A ``Queue`` (mailrelay.ports) that groups concurrent ``send`` calls into batches."""
 
     def __init__(
         self,
@@ -57,7 +57,6 @@ class GroupCommitQueue:
         self._pending: deque[_Entry] = deque()
         self._pending_bytes = 0
         self._in_flight = 0  # taken, written, result not yet known
-        self.batches = 0
         self.entries = 0
         # Seconds each entry waited for its group before the write began (the bench reads these).
         self.waits: deque[float] = deque(maxlen=keep_waits)
@@ -111,7 +110,6 @@ class GroupCommitQueue:
             entry.taken = True
             if self.waits.maxlen:
                 self.waits.append(now - entry.enqueued)
-        self.batches += 1
         self.entries += len(batch)
         self._in_flight += len(batch)
         self._cond.notify_all()  # those taken stop waiting; a new head starts its clock

@@ -68,7 +68,7 @@ class ApiOperations:
     def authenticate(self, authorization: str | None) -> Client:
         try:
             return self.clients.authenticate(bearer_token(authorization))
-        except StorageError as exc:  # a read that failed is temporary: 503, never 500 (invariant 1)
+        except StorageError as exc:  # a read that failed is temporary: 503, never 500, so the client retries
             raise TemporarilyUnavailable("the client store is unavailable, please retry",
                                          retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
 

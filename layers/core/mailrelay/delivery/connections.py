@@ -26,7 +26,6 @@ class SessionPool:
         self._clock = clock
         self._sessions: dict[str, UpstreamSession] = {}
         self._checked: set[str] = set()  # sessions known alive in this batch
-        self.opened = 0  # how many connections this pool has made (for logs)
 
     def begin_batch(self) -> None:
         """Close sessions idle for too long; the others get a NOOP before their first use."""
@@ -45,7 +44,6 @@ class SessionPool:
                 return current
             self.discard(upstream.name)
         session = self._open(upstream, deadline)
-        self.opened += 1
         self._sessions[upstream.name] = session
         self._checked.add(upstream.name)
         tls = "none (insecure_plaintext)" if upstream.insecure_plaintext else upstream.tls

@@ -193,7 +193,7 @@ class DeliveryWorker:
         return max(1, min(delay, _seconds(queued.expires_at - now) + 1))  # next time round it expires
 
     def _release(self, status: MessageStatus) -> bool:
-        for attempt in range(3):  # an outcome not recorded after a send means sending it again (B10)
+        for attempt in range(3):  # an outcome not recorded after a send means sending it again
             try:
                 self.statuses.release_lease(status, self.owner)
             except LeaseLost:  # also when a retry finds our earlier write did land (its reply was lost)

@@ -43,7 +43,3 @@ class CaptureServer:
 
     def stop(self) -> None:
         self.controller.stop()
-
-
-def captured(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.eml"))

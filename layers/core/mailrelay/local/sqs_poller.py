@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,7 +54,6 @@ class SqsPoller:
         self.region = region
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqs-poller", daemon=True)
-        self.invocations = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -82,7 +80,6 @@ class SqsPoller:
         ).get("Messages", [])
         if not messages:
             return 0
-        self.invocations += 1
         context = LambdaContext("DeliverFunction", self.timeout_ms)
         try:
             response = self.handler(sqs_event(messages, self.queue_arn, self.region), context) or {}
@@ -98,12 +95,3 @@ class SqsPoller:
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
         return len(messages)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

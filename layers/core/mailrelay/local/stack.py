@@ -15,7 +15,6 @@ import signal
 import socket
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,6 @@ from mailrelay.local.template import load_template, project_root
 logger = logging.getLogger("mailrelay.local")
 
 DEFAULT_PORTS = {"api": 8787, "smtp": 2587, "smtps": 2465, "capture": 2525, "aws": 4577}
-
-
-@dataclass
-class Ports:
-    api: int
-    smtp: int
-    smtps: int
-    capture: int
-    aws: int
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -128,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = LocalStack(args)
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: object) -> None:
+    def on_signal(signum: int, _frame: object) -> None:
         stop.set()
 
     signal.signal(signal.SIGINT, on_signal)
