@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mailrelay.local.provision import LocalResources, provision
+from local_stack.provision import LocalResources, provision
 from mailrelay.settings import Settings, get_settings, settings_from
 
 ROOT = Path(__file__).resolve().parents[1]

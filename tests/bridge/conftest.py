@@ -18,7 +18,7 @@ import boto3
 import pytest
 import trustme
 
-from mailrelay.local.provision import LocalResources
+from local_stack.provision import LocalResources
 from mailrelay.settings import get_settings
 from mailrelay.wiring import Services
 from smtp_bridge.server import Bridge

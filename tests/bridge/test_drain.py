@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import pytest
 
-from mailrelay.local.provision import provision
+from local_stack.provision import provision
 from mailrelay.wiring import Services
 from tests.bridge.conftest import HOST, Certs, RawSession, message
 

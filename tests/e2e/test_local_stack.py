@@ -50,7 +50,7 @@ def stack(tmp_path, request):
     ports = {name: free_port() for name in ("api", "smtp", "smtps", "capture", "aws")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MAILRELAY_"))}
     env |= getattr(request, "param", {})
-    command = [sys.executable, "-m", "mailrelay.cli", "run", "--state-dir", str(state)]
+    command = [sys.executable, "-m", "local_stack.cli", "run", "--state-dir", str(state)]
     command += [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
     log = (tmp_path / "stack.log").open("w")
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -125,7 +125,7 @@ def test_a_taken_port_is_reported_clearly(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "mailrelay.cli", "run", "--state-dir", str(tmp_path), "--api-port", str(port)],
+            [sys.executable, "-m", "local_stack.cli", "run", "--state-dir", str(tmp_path), "--api-port", str(port)],
             capture_output=True, text=True, timeout=60, cwd=tmp_path,
         )  # fmt: skip
     assert result.returncode == 2

@@ -8,8 +8,8 @@ from typing import Any
 import boto3
 import pytest
 
+from local_stack.provision import LocalResources
 from mailrelay.clients import ClientService
-from mailrelay.local.provision import LocalResources
 from mailrelay.wiring import Services
 from tests.conftest import load_event
 

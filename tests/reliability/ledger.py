@@ -37,8 +37,8 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-from mailrelay.local.http_gateway import LambdaContext
-from mailrelay.local.sqs_poller import SqsPoller, sqs_event
+from local_stack.http_gateway import LambdaContext
+from local_stack.sqs_poller import SqsPoller, sqs_event
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -200,7 +200,7 @@ class Ledger:
     # -- setup ------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        from mailrelay.local.tls import ensure_tls
+        from local_stack.tls import ensure_tls
         from tests.reliability.upstream import FaultRates, FaultyUpstream, UpstreamHandler
 
         cfg = self.cfg
@@ -211,7 +211,7 @@ class Ledger:
         self.upstream.start()
         os.environ.update(environment(cfg, self.upstream.port, self.tls.ca_cert))
 
-        from mailrelay.local.aws_standin import REGION, start_aws
+        from local_stack.aws_standin import REGION, start_aws
 
         self.aws = start_aws(HOST, free_port())
         self.components.append(self.aws)
@@ -240,8 +240,8 @@ class Ledger:
 
         from functions.api import app as api_app
         from functions.deliver import app as deliver_app
-        from mailrelay.local.http_gateway import HttpGateway, routes_from_template
-        from mailrelay.local.template import load_template
+        from local_stack.http_gateway import HttpGateway, routes_from_template
+        from local_stack.template import load_template
 
         template = load_template()
         self.gateway = HttpGateway(HOST, free_port(), routes_from_template(template, "ApiFunction"),
@@ -285,7 +285,7 @@ class Ledger:
         )
 
     def _start_bridge(self) -> Any:
-        from mailrelay.local.stack import BridgeThread
+        from local_stack.stack import BridgeThread
 
         bridge = BridgeThread(self._bridge_settings())
         bridge.start()

@@ -1,7 +1,7 @@
 """schemathesis against the served OpenAPI document, in-process against the real API handler (moto behind it).
 
 A small WSGI adapter plays API Gateway (HTTP API, payload v2): it routes with the template's routes, builds
-the event the way ``mailrelay.local.http_gateway`` does, and calls ``functions.api.app.lambda_handler``.
+the event the way ``local_stack.http_gateway`` does, and calls ``functions.api.app.lambda_handler``.
 Checks: no 5xx for any generated input, every 4xx is RFC 9457 problem+json, responses match the schema.
 """
 
@@ -20,11 +20,11 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import CheckContext, negative_data_rejection, positive_data_acceptance, unsupported_method
 
+from local_stack.http_gateway import LambdaContext, Route, build_event, routes_from_template
+from local_stack.provision import LocalResources
+from local_stack.template import load_template
 from mailrelay.api.openapi import openapi_document
 from mailrelay.clients import new_api_key
-from mailrelay.local.http_gateway import LambdaContext, Route, build_event, routes_from_template
-from mailrelay.local.provision import LocalResources
-from mailrelay.local.template import load_template
 from mailrelay.settings import get_settings
 from mailrelay.wiring import Services
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mailrelay.local.template import project_root
+from local_stack.template import project_root
 from tests.template.policy import Template, referenced, resources
 from tests.template.test_policy import CFN, SAM
 from tests.template.translate import PSEUDO_PARAMETERS, translate

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from mailrelay.local.http_gateway import LambdaContext, Route, build_event
-from mailrelay.local.provision import LocalResources
+from local_stack.http_gateway import LambdaContext, Route, build_event
+from local_stack.provision import LocalResources
 from mailrelay.settings import get_settings
 from tests.template import policy
 from tests.template.test_policy import CFN

@@ -15,7 +15,7 @@ import boto3
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
-from mailrelay.local.template import load_template, project_root
+from local_stack.template import load_template, project_root
 
 TEMPLATE = project_root() / "template.yaml"
 PSEUDO_PARAMETERS = {"AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}

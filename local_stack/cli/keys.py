@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
+from local_stack.cli.target import TargetError, dynamodb_client_and_table
 from mailrelay.adapters.dynamo_clients import ClientExists, DynamoClientStore
-from mailrelay.cli.target import TargetError, dynamodb_client_and_table
 from mailrelay.clients import ClientService
 from mailrelay.errors import InvalidRequest
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailrelay.local.template import load_template
+from local_stack.template import load_template
 
 
 @dataclass

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mailrelay.local.template import load_template, project_root
+from local_stack.template import load_template, project_root
 
 logger = logging.getLogger("mailrelay.local")
 
@@ -145,8 +145,8 @@ class LocalStack:
         self.components: list[Any] = []
 
     def start(self) -> dict[str, Any]:
-        from mailrelay.local.aws_standin import REGION, start_aws
-        from mailrelay.local.tls import ensure_tls
+        from local_stack.aws_standin import REGION, start_aws
+        from local_stack.tls import ensure_tls
 
         args, host = self.args, self.args.host
         self.state.mkdir(parents=True, exist_ok=True)
@@ -164,7 +164,7 @@ class LocalStack:
 
         upstream_note = "your configured upstreams (MAILRELAY_UPSTREAMS)"
         if not os.environ.get("MAILRELAY_UPSTREAMS") and not os.environ.get("MAILRELAY_UPSTREAMS_PARAMETER"):
-            from mailrelay.local.capture import CaptureServer
+            from local_stack.capture import CaptureServer
 
             capture = CaptureServer(capture_dir, host, args.capture_port, tls.server_context())
             capture.start()
@@ -187,8 +187,8 @@ class LocalStack:
 
         from functions.api import app as api_app
         from functions.deliver import app as deliver_app
-        from mailrelay.local.http_gateway import HttpGateway, routes_from_template
-        from mailrelay.local.sqs_poller import SqsPoller
+        from local_stack.http_gateway import HttpGateway, routes_from_template
+        from local_stack.sqs_poller import SqsPoller
 
         api_timeout = int(template["Resources"]["ApiFunction"]["Properties"].get("Timeout", 20)) * 1000
         gateway = HttpGateway(host, args.api_port, routes_from_template(template, "ApiFunction"),

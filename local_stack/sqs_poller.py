@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from mailrelay.local.http_gateway import LambdaContext
+from local_stack.http_gateway import LambdaContext
 
-logger = logging.getLogger("mailrelay.local.poller")
+logger = logging.getLogger("local_stack.poller")
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any] | None]
 

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from mailrelay.cli.target import local_stack_info
+from local_stack.cli.target import local_stack_info
 
 
 def register(commands: Any) -> None:

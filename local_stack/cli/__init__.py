@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mailrelay.cli import keys, send
+from local_stack.cli import keys, send
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mailrelay.local.stack import main as run_stack
+    from local_stack.stack import main as run_stack
 
     return run_stack(args.rest)
 

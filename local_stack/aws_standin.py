@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from mailrelay.local.provision import LocalResources, provision
+from local_stack.provision import LocalResources, provision
 
 REGION = "us-east-1"
 

@@ -31,7 +31,7 @@ _CfnLoader.add_multi_constructor("!", _tag)
 
 
 def project_root() -> Path:
-    return Path(__file__).resolve().parents[4]
+    return Path(__file__).resolve().parents[1]
 
 
 def load_template(path: Path | None = None) -> dict[str, Any]:

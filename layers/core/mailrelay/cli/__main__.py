@@ -1,5 +1,0 @@
-import sys
-
-from mailrelay.cli import main
-
-sys.exit(main())
