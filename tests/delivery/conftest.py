@@ -29,14 +29,9 @@ from mailrelay.submission import Submission
 from tests.integration.conftest import api as api  # shared fixtures: the real API handler and its services
 from tests.integration.conftest import client_key as client_key
 from tests.integration.conftest import services as services
+from tests.support import LambdaContext, free_port
 
 USER, PASSWORD = "relay-user", "s3cret-pass"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- a recording aiosmtpd upstream -------------------------------------------------------------
@@ -204,18 +199,6 @@ class Clock:
 
     def advance(self, **kwargs: float) -> None:
         self.offset += timedelta(**kwargs)
-
-
-@dataclass
-class LambdaContext:
-    remaining_ms: int = 25_000
-    function_name: str = "mailrelay-deliver"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:mailrelay-deliver"
-    aws_request_id: str = "6c1f0b0e-0000-4000-8000-000000000001"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 @dataclass

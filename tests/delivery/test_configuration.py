@@ -13,7 +13,7 @@ from mailrelay.delivery.settings import delivery_settings_from
 from mailrelay.delivery.upstreams import candidates_for, load_upstreams, parse_upstreams
 from mailrelay.settings import ConfigurationError
 from tests.conftest import load_event
-from tests.delivery.conftest import LambdaContext
+from tests.support import LambdaContext
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from tests.delivery.conftest import free_port
+from tests.support import free_port
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from mailrelay.delivery.deadline import Deadline
 from mailrelay.delivery.settings import get_delivery_settings
 from mailrelay.delivery.wiring import build_worker
 from mailrelay.settings import get_settings
-from tests.delivery.conftest import free_port
+from tests.support import free_port
 
 
 @pytest.fixture

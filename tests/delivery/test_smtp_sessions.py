@@ -107,7 +107,7 @@ def test_rotated_secret_is_fetched_again_after_535(delivery, smtp_server, upstre
 
 
 def test_failover_to_the_next_upstream_by_priority(delivery, smtp_server, upstream_secret):
-    from tests.delivery.conftest import free_port
+    from tests.support import free_port
 
     server = smtp_server("starttls")
     down = {"name": "primary", "host": "localhost", "port": free_port(), "priority": 1}

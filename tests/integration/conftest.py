@@ -12,17 +12,7 @@ from local_stack.provision import LocalResources
 from mailrelay.clients import ClientService
 from mailrelay.wiring import Services
 from tests.conftest import load_event
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "mailrelay-api"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:mailrelay-api"
-    aws_request_id: str = "5b4f8b6c-1111-2222-3333-444455556666"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 20_000
+from tests.support import LambdaContext
 
 
 @dataclass

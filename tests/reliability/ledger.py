@@ -24,7 +24,6 @@ import queue
 import random
 import re
 import smtplib
-import socket
 import ssl
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from typing import Any
 
 from local_stack.http_gateway import LambdaContext
 from local_stack.sqs_poller import SqsPoller, sqs_event
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -50,12 +50,6 @@ LEDGER_HEADER = "X-Ledger-Id"
 PREPENDED = (b"received:", b"message-id:", b"date:")
 
 logger = logging.getLogger("ledger")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 # -- configuration ---------------------------------------------------------------------------------
