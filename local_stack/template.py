@@ -1,33 +1,11 @@
-"""Reads template.yaml (with CloudFormation's short tags) so local resources match what deploys."""
+"""Reads template.yaml so local resources match what deploys, with cfn-lint's CloudFormation YAML loader
+(it knows every short tag: !Ref, !GetAtt A.B, !Sub, !If, !Condition, ...)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
-
-import yaml
-
-
-class _CfnLoader(yaml.SafeLoader):
-    pass
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    # !Ref and !Condition are the two short tags without the Fn:: prefix in their long form.
-    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = str(value).split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        assert isinstance(node, yaml.MappingNode)
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _tag)
 
 
 def project_root() -> Path:
@@ -35,6 +13,8 @@ def project_root() -> Path:
 
 
 def load_template(path: Path | None = None) -> dict[str, Any]:
-    path = path or project_root() / "template.yaml"
-    data: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    from cfnlint.decode import cfn_yaml  # a second or so to import: only when a template is read
+
+    nodes = cfn_yaml.load(str(path or project_root() / "template.yaml"))
+    data: dict[str, Any] = json.loads(json.dumps(nodes))  # plain dicts and strings, not cfn-lint's node types
     return data
