@@ -3,7 +3,9 @@
 GET /ready    200 while accepting connections, 503 once draining (the NLB stops sending new ones)
 GET /live     200 while the process runs (container HEALTHCHECK)
 GET /metrics  the process's counters as JSON
-A PROXY v2 header in front of the request (NLB health checks with proxy protocol on) is skipped.
+With PROXY protocol on, a load balancer sends its header on health-check connections too ("the proxy
+protocol header is also included in health check connections", Elastic Load Balancing): aiosmtpd's
+parser reads it first.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import json
 from collections.abc import Callable
 
-from aiosmtpd.proxy_protocol import V2_SIGNATURE
+from aiosmtpd.proxy_protocol import get_proxy
 
 from smtp_bridge.observability import Metrics
 
@@ -20,9 +22,10 @@ READ_TIMEOUT_SECONDS = 5
 
 
 class ReadinessServer:
-    def __init__(self, is_ready: Callable[[], bool], metrics: Metrics) -> None:
+    def __init__(self, is_ready: Callable[[], bool], metrics: Metrics, *, proxy_protocol: bool = False) -> None:
         self.is_ready = is_ready
         self.metrics = metrics
+        self.proxy_protocol = proxy_protocol
         self.server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -48,12 +51,9 @@ class ReadinessServer:
             writer.close()
 
     async def _read_request(self, reader: asyncio.StreamReader) -> str:
-        start = await reader.readexactly(12)
-        if start == V2_SIGNATURE:
-            header = await reader.readexactly(4)
-            await reader.readexactly(int.from_bytes(header[2:4], "big"))
-            start = b""
-        head = start + await reader.readuntil(b"\r\n\r\n")
+        if self.proxy_protocol and not await get_proxy(reader):
+            raise ValueError("no valid PROXY header")
+        head = await reader.readuntil(b"\r\n\r\n")
         return head.split(b"\r\n", 1)[0].decode("ascii", "replace")
 
     def _answer(self, request_line: str) -> tuple[str, bytes]:

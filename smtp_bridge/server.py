@@ -71,7 +71,11 @@ class Bridge:
         self.handler = BridgeHandler(self.runtime)
         self.servers: dict[Listener, asyncio.Server] = {}
         self.ports: dict[str, int] = {}
-        self._readiness = ReadinessServer(self.is_ready, self.runtime.metrics) if readiness else None
+        self._readiness = (
+            ReadinessServer(self.is_ready, self.runtime.metrics, proxy_protocol=settings.proxy_protocol)
+            if readiness
+            else None
+        )
         self._metrics_task: asyncio.Task[None] | None = None
 
     def is_ready(self) -> bool:
@@ -196,7 +200,9 @@ async def _supervise(
 
     draining = False
     alive = set(children)
-    readiness = ReadinessServer(lambda: not draining and len(alive) == len(children), metrics)
+    readiness = ReadinessServer(
+        lambda: not draining and len(alive) == len(children), metrics, proxy_protocol=settings.proxy_protocol
+    )
     if settings.readiness_port is not None:
         ports["readiness"] = await readiness.start(settings.bind_address, settings.readiness_port)
     if ports_file:

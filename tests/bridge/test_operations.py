@@ -26,7 +26,6 @@ def test_readiness_live_and_metrics(start_bridge, shop_login):
     bridge = start_bridge()
     port = bridge.ports["readiness"]
     assert http_get(port, "/ready") == (200, {"ready": True})
-    assert http_get(port, "/ready", prefix=proxy_v2_local()) == (200, {"ready": True})  # NLB health check
     with bridge.starttls(shop_login) as smtp:
         smtp.mail("ceo@bank.example")
     status, counters = http_get(port, "/metrics")
@@ -70,3 +69,8 @@ def test_allowlist_and_pem_configuration(certs):
     assert server_context(settings) is not None
     assert str(settings.allowed_networks[0].cidr) == "10.1.0.0/16"
     assert "PRIVATE KEY" not in repr(settings)  # secrets stay out of logs and tracebacks
+
+
+def test_health_checks_behind_a_proxy_protocol_load_balancer_carry_its_header(start_bridge):
+    bridge = start_bridge(proxy_protocol=True, proxy_trusted_networks=["127.0.0.0/8"])
+    assert http_get(bridge.ports["readiness"], "/ready", prefix=proxy_v2_local()) == (200, {"ready": True})
