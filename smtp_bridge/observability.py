@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-import time
 from collections import Counter
 from threading import Lock
-from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Metrics as EmfMetrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 SERVICE = "mailrelay-bridge"
 NAMESPACE = "mailrelay"
@@ -46,29 +45,17 @@ class Metrics:
         with self._lock:
             return dict(self._counts)
 
-    def emit_emf(self, dimensions: dict[str, str] | None = None) -> None:
-        """One CloudWatch Embedded Metric Format line with the counts since the previous one."""
+    def emit_emf(self) -> None:
+        """The counts since the previous call, as CloudWatch Embedded Metric Format (Powertools Metrics)."""
         with self._lock:
             delta = {k: v - self._emitted[k] for k, v in self._counts.items() if v != self._emitted[k]}
             self._emitted = Counter(self._counts)
         if not delta:
             return
-        dims = dimensions or {"service": SERVICE}
-        document: dict[str, Any] = {
-            "_aws": {
-                "Timestamp": int(time.time() * 1000),
-                "CloudWatchMetrics": [
-                    {
-                        "Namespace": NAMESPACE,
-                        "Dimensions": [sorted(dims)],
-                        "Metrics": [{"Name": k, "Unit": "Count"} for k in sorted(delta)],
-                    }
-                ],
-            },
-            **dims,
-            **delta,
-        }
-        print(json.dumps(document), flush=True)
+        emf = EmfMetrics(namespace=NAMESPACE, service=SERVICE)
+        for name in sorted(delta):
+            emf.add_metric(name=name, unit=MetricUnit.Count, value=delta[name])
+        emf.flush_metrics()
 
 
 metrics = Metrics()
