@@ -19,6 +19,7 @@ SAM_ENV := AWS_DEFAULT_REGION=eu-west-1 SAM_CLI_TELEMETRY=0 PYENV_VERSION=$(shel
 help:
 	@echo "make run    - start the whole system locally (API, SMTP bridge, delivery, capture server)"
 	@echo "make test   - install everything, lint, type-check, run all tests and template checks"
+	@echo "make unit   - the pure core on in-memory ports (seconds)"
 	@echo "make lint   - ruff + mypy + import contract (lint-imports) + dead code (vulture) + hadolint only"
 	@echo "make soak   - the fault-injection ledger over 20,000 messages"
 	@echo "make bench  - benchmarks side by side with Postfix (see README, Performance)"
@@ -80,8 +81,9 @@ sam-build: $(TOOLS_STAMP)
 	  || { cat /tmp/mailrelay-sam-build.log; exit 1; }
 	@tail -n 3 /tmp/mailrelay-sam-build.log
 
-unit: $(STAMP) $(SYSTEM_STAMP)
-	$(BIN)/pytest -q
+# The pure core on in-memory ports: no moto, no sockets, a second or so.
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
 
 test: $(STAMP) $(SYSTEM_STAMP) lint template-check
 	$(BIN)/pytest -q
