@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mailrelay run: could not start: {exc}", file=sys.stderr)
         stack.stop()
         return 1
-    print_banner(info)
+    print_banner(info, stack.state / "local.json")
     stop.wait()
     print("\nmailrelay: stopping...", flush=True)
     stack.stop()
@@ -279,7 +279,7 @@ class LocalStack:
             info_path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def print_banner(info: dict[str, Any]) -> None:
+def print_banner(info: dict[str, Any], info_path: Path) -> None:
     lines = [
         "",
         "mailrelay is running locally. Ctrl-C stops it.",
@@ -296,7 +296,7 @@ def print_banner(info: dict[str, Any]) -> None:
         f"  captured mail   {info['capture_dir']}",
         f"  AWS stand-in    {info['aws_endpoint_url']} (moto)",
         "",
-        "  The same, as JSON: .mailrelay/local.json",
+        f"  The same, as JSON: {info_path}",
         "",
     ]
     print("\n".join(lines), flush=True)

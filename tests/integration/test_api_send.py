@@ -139,3 +139,24 @@ def test_raw_message_is_canonicalised_and_keeps_its_headers(api, client_key, que
     assert b"Message-ID: <mine@example.com>\r\n" in data  # theirs, kept
     assert data.endswith(b"\r\n\r\nline one\r\nline two\r\n")
     assert queued["rcpt_to"] == ["x@example.org", "hidden@example.net"]
+
+
+def test_addresses_may_be_written_as_name_and_angle_address(api, client_key, queue_messages):
+    body = {"from": "Shop Örders <orders@example.com>", "to": ['"Doe, Jane" <jane@example.org>', "bob@example.org"],
+            "reply_to": "Help <help@example.com>", "subject": "s", "text": "t"}  # fmt: skip
+    response = api("POST", "/v1/messages", body, key=client_key)
+    assert response.status == 202, response.text
+    (queued,) = queue_messages()
+    assert queued["rcpt_to"] == ["jane@example.org", "bob@example.org"]
+    msg = _parse(queued)
+    assert msg["From"] == "Shop Örders <orders@example.com>"
+    assert msg["To"].addresses[0].display_name == "Doe, Jane"
+    assert msg["Reply-To"] == "Help <help@example.com>"
+
+
+def test_a_line_break_in_a_name_written_inline_is_refused(api, client_key, queue_messages):
+    body = {"from": "Eve\r\nBcc: victim@example.net <orders@example.com>", "to": "a@example.org", "text": "t"}
+    response = api("POST", "/v1/messages", body, key=client_key)
+    assert response.status == 422
+    assert response.json()["errors"][0]["field"] == "from.name"
+    assert queue_messages() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Self
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -40,8 +41,20 @@ class Mailbox(BaseModel):
     name: Annotated[HeaderText, Field(max_length=256)] | None = None
 
 
+# "Name <address>" or "\"Name, with specials\" <address>", as other mail APIs accept it. Bounded before
+# matching (a request may be megabytes), and each part is then validated like the object form.
+_NAMED = re.compile(r'[ \t]*(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<plain>[^<>"]*?))[ \t]*<(?P<email>[^<>]*)>[ \t]*')
+_QUOTED_PAIR = re.compile(r"\\(.)")
+
+
 def _mailbox(value: object) -> object:
-    return {"email": value} if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    named = _NAMED.fullmatch(value) if len(value) <= 600 else None
+    if named is None:
+        return {"email": value}
+    name = _QUOTED_PAIR.sub(r"\1", named["quoted"]) if named["quoted"] is not None else named["plain"]
+    return {"email": named["email"], "name": name or None}
 
 
 MailboxIn = Annotated[Mailbox, BeforeValidator(_mailbox)]
