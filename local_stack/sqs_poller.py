@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from local_stack.http_gateway import LambdaContext
 
 logger = logging.getLogger("local_stack.poller")
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any] | None]
+Handler = Callable[[dict[str, Any], Any], Mapping[str, Any] | None]
 
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:

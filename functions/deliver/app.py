@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache
 from typing import Any, assert_never
 
 from aws_lambda_powertools import Logger, Metrics
@@ -14,11 +15,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mailrelay.delivery.deadline import Deadline
-from mailrelay.delivery.settings import get_delivery_settings
+from mailrelay.delivery.settings import DeliverySettings, get_delivery_settings
 from mailrelay.delivery.wiring import build_worker
 from mailrelay.delivery.worker import DeliveryWorker, RecordOutcome, RecordReason
 from mailrelay.settings import get_settings
 
+Handler = Callable[[dict[str, Any], Any], PartialItemFailureResponse]
 logger = Logger(service="mailrelay-deliver")
 copy_config_to_registered_loggers(source_logger=logger, include={"mailrelay"})
 metrics = Metrics(service="mailrelay-deliver")
@@ -28,20 +30,6 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 class KeepRecord(Exception):
     """The record stays on the queue (already hidden until its next attempt)."""
-
-
-@lru_cache(maxsize=1)
-def worker() -> DeliveryWorker:
-    """Built on the first invocation (cold start); a bad upstream configuration fails here, naming the field."""
-    return build_worker(get_settings(), get_delivery_settings())
-
-
-def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
-    deadline = Deadline(lambda_context.get_remaining_time_in_millis, get_delivery_settings().deadline_margin)
-    outcome = worker().handle(record.body, record.receipt_handle, deadline)
-    _count(outcome)
-    if outcome.keep:
-        raise KeepRecord(f"{outcome.reason}; next attempt in {outcome.retry_in}s")
 
 
 def metric_for(reason: RecordReason) -> str | None:
@@ -65,8 +53,32 @@ def _count(outcome: RecordOutcome) -> None:
         metrics.add_metric(name="TimeToDelivery", unit=MetricUnit.Seconds, value=outcome.since_accepted)
 
 
-@metrics.log_metrics
-@logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    worker().begin_batch()
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+def create_handler(worker: Callable[[], DeliveryWorker], settings: Callable[[], DeliverySettings]) -> Handler:
+    """The whole function around the worker it is given (built lazily: a bad configuration fails the first
+    invocation, naming the field)."""
+
+    def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+        deadline = Deadline(lambda_context.get_remaining_time_in_millis, settings().deadline_margin)
+        outcome = worker().handle(record.body, record.receipt_handle, deadline)
+        _count(outcome)
+        if outcome.keep:
+            raise KeepRecord(f"{outcome.reason}; next attempt in {outcome.retry_in}s")
+
+    @metrics.log_metrics
+    @logger.inject_lambda_context
+    def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+        worker().begin_batch()
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+
+    return handler
+
+
+@cache
+def worker() -> DeliveryWorker:
+    """The delivery function's composition root, with the environment's configuration."""
+    return build_worker(get_settings(), get_delivery_settings())
+
+
+lambda_handler = create_handler(worker, get_delivery_settings)

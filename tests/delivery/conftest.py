@@ -23,7 +23,9 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-from mailrelay.delivery.settings import get_delivery_settings
+from mailrelay.delivery.settings import DeliverySettings, delivery_settings_from
+from mailrelay.delivery.wiring import build_worker
+from mailrelay.delivery.worker import DeliveryWorker
 from mailrelay.models.client import Client
 from mailrelay.submission import Submission
 from tests.integration.conftest import api as api  # shared fixtures: the real API handler and its services
@@ -201,14 +203,24 @@ class Clock:
         self.offset += timedelta(**kwargs)
 
 
+# Short timeouts: the tests' upstreams are on loopback.
+DELIVERY_TEST_SETTINGS = {
+    "MAILRELAY_EHLO_NAME": "relay.mailrelay.test", "MAILRELAY_SMTP_CONNECT_TIMEOUT": "2",
+    "MAILRELAY_SMTP_REPLY_TIMEOUT": "3", "MAILRELAY_SMTP_DATA_DONE_TIMEOUT": "3",
+    "MAILRELAY_SEND_START_RESERVE_SECONDS": "5",
+}  # fmt: skip
+
+
 @dataclass
 class Delivery:
     aws: Any
     services: Any
-    monkeypatch: pytest.MonkeyPatch
     ca_file: str
     clock: Clock = field(default_factory=Clock)
     deleted: list[str] = field(default_factory=list)
+    settings: DeliverySettings | None = None
+    worker: DeliveryWorker | None = None
+    handler: Any = None
 
     @property
     def sqs(self):
@@ -220,16 +232,19 @@ class Delivery:
 
     def configure(self, *upstreams: dict[str, Any], **env: str) -> None:
         """Point delivery at these upstreams (a cold start: the worker is built again)."""
-        from functions.deliver import app
+        from functions.deliver.app import create_handler
 
-        self.monkeypatch.setenv("MAILRELAY_UPSTREAMS", json.dumps(list(upstreams)))
-        for key, value in env.items():
-            self.monkeypatch.setenv(key, value)
-        get_delivery_settings.cache_clear()
-        if app.worker.cache_info().currsize:
-            app.worker().pool.close_all()
-        app.worker.cache_clear()
-        app.worker().clock = self.clock
+        self.close()
+        values = {**os.environ, **DELIVERY_TEST_SETTINGS, "MAILRELAY_UPSTREAMS": json.dumps(list(upstreams)), **env}
+        values.pop("MAILRELAY_UPSTREAMS_PARAMETER", None)
+        self.settings = settings = delivery_settings_from(values)
+        self.worker = worker = build_worker(self.services.settings, settings)
+        worker.clock = self.clock
+        self.handler = create_handler(lambda: worker, lambda: settings)
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.pool.close_all()
 
     def upstream(self, server: UpstreamServer, mode: str = "starttls", **extra: Any) -> dict[str, Any]:
         entry: dict[str, Any] = {"host": "localhost", "port": server.port, **extra}
@@ -265,9 +280,8 @@ class Delivery:
 
     def invoke(self, event: dict[str, Any], remaining_ms: int = 25_000) -> list[str]:
         """Run the handler; delete the records it did not report (as Lambda does); return the reported ids."""
-        from functions.deliver import app
-
-        response = app.lambda_handler(event, LambdaContext(remaining_ms))
+        assert self.handler is not None, "configure() the upstreams first"
+        response = self.handler(event, LambdaContext(remaining_ms))
         failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
         for record in event["Records"]:
             if record["messageId"] not in failed and record["messageId"] not in self.deleted:
@@ -313,21 +327,10 @@ def message_bytes(message_id: str, body: bytes = b"Hello.\r\n") -> bytes:
 
 
 @pytest.fixture
-def delivery(aws, request, monkeypatch, ca_file) -> Iterator[Delivery]:
-    monkeypatch.setenv("MAILRELAY_EHLO_NAME", "relay.mailrelay.test")
-    monkeypatch.setenv("MAILRELAY_SMTP_CONNECT_TIMEOUT", "2")
-    monkeypatch.setenv("MAILRELAY_SMTP_REPLY_TIMEOUT", "3")
-    monkeypatch.setenv("MAILRELAY_SMTP_DATA_DONE_TIMEOUT", "3")
-    monkeypatch.setenv("MAILRELAY_SEND_START_RESERVE_SECONDS", "5")
-    monkeypatch.delenv("MAILRELAY_UPSTREAMS_PARAMETER", raising=False)
-    harness = Delivery(aws, request.getfixturevalue("services"), monkeypatch, ca_file)
+def delivery(aws, request, ca_file) -> Iterator[Delivery]:
+    harness = Delivery(aws, request.getfixturevalue("services"), ca_file)
     yield harness
-    from functions.deliver import app
-
-    if app.worker.cache_info().currsize:
-        app.worker().pool.close_all()
-    app.worker.cache_clear()
-    get_delivery_settings.cache_clear()
+    harness.close()
 
 
 @pytest.fixture

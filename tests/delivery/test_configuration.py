@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import boto3
 import pytest
@@ -36,15 +37,13 @@ def test_bad_upstream_configuration_names_the_field(upstreams, message):
 
 
 def test_bad_configuration_fails_the_first_invocation_loudly(delivery):
-    from functions.deliver import app
+    from functions.deliver.app import create_handler
+    from mailrelay.delivery.wiring import build_worker
 
-    delivery.monkeypatch.setenv("MAILRELAY_UPSTREAMS", '[{"host": "smtp.example.com", "port": "submission"}]')
-    from mailrelay.delivery.settings import get_delivery_settings
-
-    get_delivery_settings.cache_clear()
-    app.worker.cache_clear()
+    settings = delivery_settings_from({**os.environ, "MAILRELAY_UPSTREAMS": '[{"host": "x.example", "port": "25x"}]'})
+    handler = create_handler(lambda: build_worker(delivery.services.settings, settings), lambda: settings)
     with pytest.raises(ConfigurationError, match=r"upstreams\[0\]\.port"):
-        app.lambda_handler(load_event("sqs_deliver.json"), LambdaContext())
+        handler(load_event("sqs_deliver.json"), LambdaContext())
 
 
 def test_upstreams_from_an_ssm_parameter(aws):

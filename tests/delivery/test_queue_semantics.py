@@ -11,9 +11,7 @@ import pytest
 
 import mailrelay.submission
 from mailrelay.delivery.deadline import Deadline
-from mailrelay.delivery.settings import get_delivery_settings
 from mailrelay.delivery.wiring import build_worker
-from mailrelay.settings import get_settings
 from tests.support import free_port
 
 
@@ -48,7 +46,8 @@ def test_the_same_record_received_concurrently_is_sent_once(delivery, upstream):
     record = delivery.receive()["Records"][0]
     in_data, finish = threading.Event(), threading.Event()
     upstream.recorder.data_hook = lambda: (in_data.set(), finish.wait(10))
-    workers = [build_worker(get_settings(), get_delivery_settings()) for _ in range(2)]
+    assert delivery.settings is not None
+    workers = [build_worker(delivery.services.settings, delivery.settings) for _ in range(2)]
     results: list = []
     sender = threading.Thread(
         target=lambda: results.append(workers[0].handle(record["body"], record["receiptHandle"], Deadline.unlimited()))
@@ -90,9 +89,8 @@ def test_a_warm_invocation_reuses_a_live_connection_and_an_idle_one_is_replaced(
     delivery.invoke(delivery.receive())
     assert len(upstream.recorder.peers) == 1 and upstream.recorder.count("NOOP") == 1
     # When: the connection has been idle longer than allowed
-    from functions.deliver import app
-
-    for session in app.worker().pool._sessions.values():
+    assert delivery.worker is not None
+    for session in delivery.worker.pool._sessions.values():
         session.last_used -= 3600
     delivery.submit()
     delivery.invoke(delivery.receive())

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,17 +39,18 @@ def client_key(services: Services) -> str:
     return key
 
 
-@pytest.fixture
-def api(aws: LocalResources) -> Iterator[Callable[..., ApiResponse]]:
-    """Calls the real API handler with an HTTP API v2 event built from events/."""
-    from functions.api import app as api_app
+class Api:
+    """The real API handler, built for this test's moto account, called with HTTP API v2 events from events/."""
 
-    api_app.settings = __import__("mailrelay.settings", fromlist=["get_settings"]).get_settings()
-    api_app.operations.cache_clear()
+    def __init__(self, services: Services) -> None:
+        from functions.api.app import build_operations, create_handler
 
-    def call(
-        method: str, path: str, body: Any = None, *, key: str | None = None, headers: dict[str, str] | None = None,
-        raw_body: str | None = None,
+        self.operations = build_operations(services.settings, services)
+        self.handler = create_handler(lambda: self.operations)
+
+    def __call__(
+        self, method: str, path: str, body: Any = None, *, key: str | None = None,
+        headers: dict[str, str] | None = None, raw_body: str | None = None,
     ) -> ApiResponse:  # fmt: skip
         template = {
             ("POST", "/v1/messages"): "api_send_message.json",
@@ -73,11 +74,13 @@ def api(aws: LocalResources) -> Iterator[Callable[..., ApiResponse]]:
             event["headers"]["content-type"] = "application/json"
         if path.startswith("/v1/messages/") and path != "/v1/messages/batch":
             event["pathParameters"] = {"id": path.rsplit("/", 1)[1]}
-        result = api_app.lambda_handler(event, LambdaContext())
+        result = self.handler(event, LambdaContext())
         return ApiResponse(result["statusCode"], result.get("headers", {}), result.get("body", ""))
 
-    yield call
-    api_app.operations.cache_clear()
+
+@pytest.fixture
+def api(services: Services) -> Api:
+    return Api(services)
 
 
 @pytest.fixture

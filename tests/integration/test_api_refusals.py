@@ -121,9 +121,7 @@ def test_malformed_bodies_get_a_problem_not_a_crash(api, client_key, queue_messa
 
 
 def test_oversized_message_is_413(api, client_key, queue_messages):
-    from functions.api import app as api_app
-
-    ops = api_app.operations()
+    ops = api.operations
     ops.settings = ops.settings.model_copy(update={"max_message_bytes": 2_000_000})
     big = base64.b64encode(b"x" * 2_000_000).decode()
     body = {**VALID, "attachments": [{"filename": "big.bin", "content": big}]}
@@ -231,7 +229,7 @@ def test_idempotency_keys_are_scoped_per_client(api, client_key, services, queue
     assert len(queue_messages()) == 2
 
 
-def _fail_on(client, operation: str) -> None:
+def _fail_on(client, operation: str):
     """Make one AWS operation fail at the botocore level, as a throttled or unreachable service would."""
 
     def boom(**kwargs):
@@ -239,6 +237,7 @@ def _fail_on(client, operation: str) -> None:
 
     service = client.meta.service_model.service_name
     client.meta.events.register(f"before-call.{service}.{operation}", boom)
+    return boom
 
 
 @pytest.mark.parametrize(
@@ -249,12 +248,10 @@ def _fail_on(client, operation: str) -> None:
 def test_storage_failure_is_503_and_leaves_nothing_behind(
     api, client_key, queue_messages, aws, service, operation, large
 ):
-    from functions.api import app as api_app
-
-    ops = api_app.operations()
+    ops = api.operations
     clients = {"sqs": ops.submissions.queue._client(), "s3": ops.submissions.payloads._client(),
                "dynamodb": ops.submissions.statuses._client()}  # fmt: skip
-    _fail_on(clients[service], operation)
+    boom = _fail_on(clients[service], operation)
     body = dict(VALID)
     if large:
         body["attachments"] = [{"filename": "big.bin", "content": base64.b64encode(b"y" * 300_000).decode()}]
@@ -266,8 +263,7 @@ def test_storage_failure_is_503_and_leaves_nothing_behind(
     assert boto3.client("dynamodb").scan(TableName=aws.names["MessagesTable"])["Count"] == 0
     assert boto3.client("s3").list_objects_v2(Bucket=aws.names["PayloadBucket"]).get("KeyCount", 0) == 0
     # the failed attempt did not burn the idempotency key: the retry goes through
-    clients[service].meta.events.unregister(f"before-call.{service}.{operation}")
-    api_app.operations.cache_clear()
+    clients[service].meta.events.unregister(f"before-call.{service}.{operation}", boom)
     retry = api("POST", "/v1/messages", body, key=client_key, headers={"Idempotency-Key": "retry-me"})
     assert retry.status == 202
     assert len(queue_messages()) == 1

@@ -167,9 +167,7 @@ def test_a_multipart_attachment_type_is_refused_precisely(api, client_key, queue
 
 
 def test_a_batch_retried_with_its_key_after_an_outage_queues_only_what_was_missing(api, client_key, queue_messages):
-    from functions.api import app as api_app
-
-    sqs = api_app.operations().submissions.queue._client()
+    sqs = api.operations.submissions.queue._client()
     calls = {"n": 0}
 
     def second_send_fails(**kwargs):

@@ -42,11 +42,12 @@ FUZZ_SETTINGS = settings(
 PROBLEM_FIELDS = {"type": str, "title": str, "status": int, "detail": str}
 
 
-def _api_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    from functions.api import app as api_app
+# The handler of the running test, built by the ``gateway`` fixture for that test's moto account.
+_HANDLERS: list[Callable[[dict[str, Any], Any], dict[str, Any]]] = []
 
-    result: dict[str, Any] = api_app.lambda_handler(event, context)
-    return result
+
+def _api_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _HANDLERS[-1](event, context)
 
 
 @dataclass
@@ -102,12 +103,12 @@ class FuzzClientKey:
 
 @pytest.fixture
 def gateway(aws: LocalResources) -> Iterator[ApiGatewayWsgi]:
-    from functions.api import app as api_app
+    from functions.api.app import build_operations, create_handler
 
-    api_app.settings = get_settings()
-    api_app.operations.cache_clear()
+    operations = build_operations(get_settings())
+    _HANDLERS.append(create_handler(lambda: operations))
     yield GATEWAY
-    api_app.operations.cache_clear()
+    _HANDLERS.pop()
 
 
 @pytest.fixture

@@ -23,19 +23,16 @@ PRIVATE = [r for r in ROUTES if r not in policy.PUBLIC_ROUTES]
 
 
 def call(method: str, path: str, headers: dict[str, str]) -> dict[str, Any]:
-    from functions.api import app as api_app
+    from functions.api.app import build_operations, create_handler
 
-    api_app.settings = get_settings()
-    api_app.operations.cache_clear()
+    operations = build_operations(get_settings())
+    handler = create_handler(lambda: operations)
     regex = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$"
     target = path.replace("{id}", "0" * 32)
     body = b'{"from": "a@example.com", "to": "b@example.com", "text": "x"}' if method == "POST" else b""
     headers = {"host": "api.local", "content-type": "application/json", **headers}
     event = build_event(method, target, headers, body, Route(method, path, re.compile(regex)), "203.0.113.9")
-    try:
-        result: dict[str, Any] = api_app.lambda_handler(event, LambdaContext("ApiFunction", 20_000))
-    finally:
-        api_app.operations.cache_clear()
+    result: dict[str, Any] = handler(event, LambdaContext("ApiFunction", 20_000))
     return result
 
 
