@@ -139,7 +139,7 @@ def run_deliver(count: int, size: int, port: int, ca_file: str | None) -> dict[s
 
     worker = build_worker(get_settings(), get_delivery_settings(), sqs=stubbed("sqs", sqs), s3=stubbed("s3", s3),
                           dynamodb=stubbed("dynamodb", dynamodb))  # fmt: skip
-    app.worker = lambda: worker  # type: ignore[assignment]
+    handler = app.create_handler(lambda: worker, get_delivery_settings)
     context = lambda_context("mailrelay-deliver")
     events = []
     for start in range(0, len(bodies), 10):
@@ -152,7 +152,7 @@ def run_deliver(count: int, size: int, port: int, ca_file: str | None) -> dict[s
     failures = 0
     start_wall, start_time = time.time(), time.perf_counter()
     for event in events:
-        failures += len(app.lambda_handler(event, context)["batchItemFailures"])
+        failures += len(handler(event, context)["batchItemFailures"])
     seconds = time.perf_counter() - start_time
     return {
         "rate": count / seconds,

@@ -22,3 +22,32 @@ def test_quick_bench_prints_the_table() -> None:
     assert "IN-PROCESS FAKE" in out
     assert "5 cold start" in out and "import boto3" in out
     assert "FAILED" not in out
+
+
+def test_the_bench_drives_the_real_handlers() -> None:
+    """The delivery and API workers of the bench call the handlers as deployed (a refactor of a handler's
+    wiring must not leave the bench measuring something else, or nothing)."""
+    import json
+
+    from aiosmtpd.controller import Controller
+
+    class Sink:
+        async def handle_DATA(self, server, session, envelope):
+            return "250 OK"
+
+    from tests.support import free_port
+
+    port = free_port()
+    sink = Controller(Sink(), hostname="127.0.0.1", port=port)
+    sink.start()
+    try:
+        for case in (["deliver", "--count", "30", "--port", str(port)],
+                     ["api", "--count", "20"]):  # fmt: skip
+            done = subprocess.run([sys.executable, "-m", "bench.workers", *case], cwd=ROOT, capture_output=True,
+                                  text=True, timeout=300, check=False)  # fmt: skip
+            assert done.returncode == 0, done.stderr[-2000:]
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            assert result["rate"] > 0
+            assert result.get("failures", 0) == 0, result
+    finally:
+        sink.stop()
