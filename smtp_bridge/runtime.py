@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import ssl
 from collections.abc import Callable
@@ -10,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mailrelay.adapters.group_commit import GroupCommitQueue
 from mailrelay.ports import Queue
 from mailrelay.settings import Settings
 from mailrelay.submission import SubmissionService
@@ -43,20 +43,27 @@ class Runtime:
     caps: ConnectionCaps = field(init=False)
     throttle: AuthThrottle = field(init=False)
     executor: ThreadPoolExecutor = field(init=False)
-    queue: Queue = field(init=False)
-    submissions: SubmissionService = field(init=False)
 
     def __post_init__(self) -> None:
         self.caps = ConnectionCaps(self.settings.max_connections, self.settings.max_connections_per_client)
         self.throttle = AuthThrottle(self.settings.auth_failure_limit, self.settings.auth_failure_window_seconds)
         # boto3 is blocking: storage calls run here, so a slow AWS call never stalls other sessions.
         self.executor = ThreadPoolExecutor(self.settings.storage_threads, thread_name_prefix="bridge-storage")
-        services = self.services
-        wait = self.settings.group_commit_ms / 1000
-        self.queue = (
-            GroupCommitQueue(services.queue, wait, expected=lambda: self.transactions) if wait > 0 else services.queue
+        # The same adapters, with the queue writes of concurrent sessions grouped (built in mailrelay.wiring).
+        self.services = dataclasses.replace(
+            self.services, group_commit_wait=self.settings.group_commit_ms / 1000, expected_writers=self._open
         )
-        self.submissions = SubmissionService(self.core, self.queue, services.payloads, services.statuses)
+
+    def _open(self) -> int:
+        return self.transactions
+
+    @property
+    def queue(self) -> Queue:
+        return self.services.queue
+
+    @property
+    def submissions(self) -> SubmissionService:
+        return self.services.submissions
 
     @property
     def size_limit(self) -> int:
