@@ -137,6 +137,13 @@ class HttpGateway:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
+            def __getattr__(self, name: str) -> Any:
+                # Any other method too: API Gateway answers an unmatched one with its JSON 404, not an
+                # HTML 501 as the standard library's server would.
+                if name.startswith("do_"):
+                    return self._handle
+                raise AttributeError(name)
+
         return Request
 
     def dispatch(self, request: BaseHTTPRequestHandler) -> None:

@@ -120,3 +120,13 @@ def test_an_internationalised_sender_over_smtputf8_is_accepted_and_flagged(start
     (item,) = queued()
     assert item["mail_from"] == "äpp@example.com"
     assert item["smtputf8"] is True
+
+
+def test_a_bcc_header_sent_over_smtp_is_not_relayed(start_bridge, shop_login, queued):
+    bridge = start_bridge()
+    data = b"From: app@example.com\r\nTo: x@example.net\r\nBcc: secret@example.net\r\nSubject: s\r\n\r\nhi\r\n"
+    with bridge.starttls(shop_login) as smtp:
+        smtp.sendmail("app@example.com", ["x@example.net", "secret@example.net"], data)
+    (item,) = queued()
+    assert b"Bcc" not in item["raw"] and b"secret@example.net" not in item["raw"]
+    assert item["rcpt_to"] == ["x@example.net", "secret@example.net"]

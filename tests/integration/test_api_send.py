@@ -160,3 +160,16 @@ def test_a_line_break_in_a_name_written_inline_is_refused(api, client_key, queue
     assert response.status == 422
     assert response.json()["errors"][0]["field"] == "from.name"
     assert queue_messages() == []
+
+
+def test_a_raw_messages_bcc_header_is_not_relayed(api, client_key, queue_messages):
+    data = (b"From: app@example.com\r\nTo: to@example.org\r\nBcc: Secret <secret@example.net>,\r\n"
+            b" other@example.net\r\nSubject: s\r\n\r\nbody\r\n")  # fmt: skip
+    body = {"raw": {"data": base64.b64encode(data).decode(), "mail_from": "app@example.com",
+                    "rcpt_to": ["to@example.org", "secret@example.net", "other@example.net"]}}  # fmt: skip
+    assert api("POST", "/v1/messages", body, key=client_key).status == 202
+    (queued,) = queue_messages()
+    raw = base64.b64decode(queued["payload"]["data"])
+    assert b"secret@example.net" not in raw and b"other@example.net" not in raw
+    assert raw.endswith(b"To: to@example.org\r\nSubject: s\r\n\r\nbody\r\n")
+    assert queued["rcpt_to"] == ["to@example.org", "secret@example.net", "other@example.net"]

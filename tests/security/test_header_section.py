@@ -18,7 +18,13 @@ from hypothesis import strategies as st
 from mailrelay.addresses import parse_address
 from mailrelay.compose import from_request
 from mailrelay.errors import InvalidRequest
-from mailrelay.message_headers import MAX_ADDRESS_FIELD_OCTETS, mailbox_list, read_headers
+from mailrelay.message_headers import (
+    BLIND_FIELDS,
+    MAX_ADDRESS_FIELD_OCTETS,
+    mailbox_list,
+    read_headers,
+    without_fields,
+)
 from mailrelay.models.send_request import SendRequest
 from mailrelay.settings import Settings
 
@@ -214,3 +220,17 @@ def test_internationalised_raw_headers_are_read_as_written(name: str, local: str
         summary = read_headers(f"From: {written}\r\n\r\nbody\r\n".encode(), "raw.data")
         assert [a.smtp for a in summary.from_addresses] == [expected]
         assert mailbox_list(written) == [address]
+
+
+@given(header_sections(), st.lists(st.sampled_from([b"Bcc: a@example.net", b"bcc:b@example.net,\r\n c@example.net"])))
+def test_removing_blind_copies_keeps_every_other_field_as_written(data: bytes, blind: list[bytes]) -> None:
+    head, _, body = data.partition(b"\r\n\r\n")
+    data = b"\r\n".join([head, *blind]) + b"\r\n\r\n" + body
+    try:
+        summary = read_headers(data, "raw.data")
+    except InvalidRequest:
+        return
+    stripped = without_fields(data, summary, BLIND_FIELDS)
+    after = read_headers(stripped, "raw.data")
+    assert [f for f in summary.fields if f.key != "bcc"] == list(after.fields)
+    assert stripped.endswith(b"\r\n\r\n" + body)

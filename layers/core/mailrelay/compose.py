@@ -10,7 +10,13 @@ from email.utils import format_datetime
 from mailrelay.canonical import BareNewlinePolicy, canonicalize
 from mailrelay.errors import InvalidRequest, MessageTooLarge, TooManyRecipients
 from mailrelay.ids import message_id_header, new_message_id
-from mailrelay.message_headers import MAX_HEADER_SECTION_OCTETS, HeaderSummary, read_headers
+from mailrelay.message_headers import (
+    BLIND_FIELDS,
+    MAX_HEADER_SECTION_OCTETS,
+    HeaderSummary,
+    read_headers,
+    without_fields,
+)
 from mailrelay.mime_builder import File, attachment_files, build_message
 from mailrelay.models.send_request import SendRequest
 from mailrelay.settings import Settings
@@ -71,6 +77,7 @@ def from_request(
             raise MessageTooLarge(len(raw.data) * 3 // 4, settings.max_message_bytes)
         data = canonicalize(base64.b64decode(raw.data), bare_newlines="normalize", field="raw.data")
         summary = read_headers(data, _RAW_FIELDS.headers)  # parsed once: check() reuses it
+        data = without_fields(data, summary, BLIND_FIELDS)
         data = missing_headers(summary, message_id, settings.message_id_domain, now) + data
         return Submission(
             mail_from=raw.mail_from, rcpt_to=tuple(raw.rcpt_to), data=data, smtputf8=True,
@@ -104,6 +111,7 @@ def from_smtp(
     # The header section is parsed once (check() reuses the summary: the lines added here are neither
     # From nor Sender), and the result is built with one copy of the body, not one per added header.
     summary = read_headers(canonical, "message")
+    canonical = without_fields(canonical, summary, BLIND_FIELDS)
     extra = missing_headers(summary, message_id, settings.message_id_domain, now)
     if received or extra:
         canonical = b"".join((received, extra, canonical))

@@ -31,6 +31,8 @@ SENDER_FIELDS = ("from", "sender", "resent-from", "resent-sender")
 # Verdicts that only a receiving server may write (RFC 8601 §5, RFC 8617): a submission that carries
 # them is forging another server's authentication result ("dmarc=pass header.from=victim.com").
 RECEIVER_ONLY_FIELDS = frozenset({"authentication-results", "arc-authentication-results"})
+# Blind copies live in the envelope only: a message must not show its readers who else received it.
+BLIND_FIELDS = frozenset({"bcc", "resent-bcc"})
 
 _FIELD_NAME = re.compile(rb"[!-9;-~]+:")
 
@@ -107,6 +109,25 @@ def split_fields(data: bytes, field: str) -> tuple[HeaderField, ...]:
             raise InvalidRequest.at(field, _bad_line(line, number))
         fields.append((line[: name.end() - 1].decode("ascii"), [line[name.end() :]]))
     return tuple(HeaderField(name, b"".join(parts).lstrip(b" \t")) for name, parts in fields)
+
+
+def without_fields(data: bytes, summary: HeaderSummary, keys: frozenset[str]) -> bytes:
+    """``data`` without the header fields named in ``keys`` (continuation lines too), the rest byte for byte.
+
+    ``summary`` is what read_headers found in ``data``: the section is known to be well formed.
+    """
+    if not any(f.key in keys for f in summary.fields):
+        return data
+    section = _section(data)
+    assert section is not None
+    kept: list[bytes] = []
+    dropping = False
+    for line in section.split(b"\r\n"):
+        if line[:1] not in (b" ", b"\t"):
+            dropping = line.split(b":", 1)[0].decode("ascii").lower() in keys
+        if not dropping:
+            kept.append(line)
+    return b"\r\n".join(kept) + data[len(section) :]
 
 
 def _bad_line(line: bytes, number: int) -> str:
