@@ -12,3 +12,4 @@ _.QueueUrl  # keyword argument of a botocore call the bench fakes
 _.RequestItems  # keyword argument of a botocore call the bench fakes
 _.higher_is_better  # a field of the bench's table rows, read through dataclasses.asdict
 _.moto_server  # a fixture requested for its side effect (the AWS stand-in running)
+_.fold  # the email package folds a header object by calling its fold() (mailrelay.mime_builder.AddressField)

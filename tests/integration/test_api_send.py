@@ -173,3 +173,19 @@ def test_a_raw_messages_bcc_header_is_not_relayed(api, client_key, queue_message
     assert b"secret@example.net" not in raw and b"other@example.net" not in raw
     assert raw.endswith(b"To: to@example.org\r\nSubject: s\r\n\r\nbody\r\n")
     assert queued["rcpt_to"] == ["to@example.org", "secret@example.net", "other@example.net"]
+
+
+def test_a_long_quoted_non_ascii_name_never_swallows_the_next_address(api, client_key, queue_messages):
+    """CPython's folder pulled '<00@example.net>,' into the encoded-word of such a name; mailrelay writes
+    address lists itself."""
+    from email.header import decode_header, make_header
+
+    name = '中\xa0\xa0𐀀\xa0\xa0𐀀𐀀𐀀𐀀0\xa0\xa0𐀀𐀀"""=x\u200b00\xa0\xa0ࠀ'
+    body = {"from": "app@example.com", "to": ["alice@example.com", {"email": "00@example.net", "name": name},
+            "bob@example.com"], "text": "hi"}  # fmt: skip
+    assert api("POST", "/v1/messages", body, key=client_key).status == 202
+    (queued,) = queue_messages()
+    msg = _parse(queued)
+    assert [a.addr_spec for a in msg["To"].addresses] == ["alice@example.com", "00@example.net", "bob@example.com"]
+    raw_to = email.message_from_bytes(base64.b64decode(queued["payload"]["data"]), policy=email.policy.compat32)["To"]
+    assert str(make_header(decode_header(raw_to))) == f"alice@example.com, {name} <00@example.net>, bob@example.com"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.headerregistry import Address
 from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
@@ -56,9 +55,6 @@ class MailAddress:
     local: str
     domain: str  # lower-case, IDNA (ASCII) when possible
     needs_smtputf8: bool
-
-    def header_address(self, display_name: str | None = None) -> Address:
-        return Address(display_name=display_name or "", username=self.local, domain=self.domain)
 
 
 @lru_cache(maxsize=4096)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from email import policy as email_policy
-from email.headerregistry import Address
+from email.header import Header
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime
 
 from mailrelay.addresses import parse_address
@@ -25,8 +27,47 @@ def needs_smtputf8(request: SendRequest) -> bool:
     return any(parse_address(b.email, "").needs_smtputf8 for b in boxes if b is not None)
 
 
-def _address(box: Mailbox) -> Address:
-    return parse_address(box.email, "").header_address(box.name)
+# A display name that can stand as written: atoms separated by single spaces (RFC 5322 §3.2.5; RFC 6532
+# adds every non-ASCII character to atext when the message may carry UTF-8).
+_ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
+_ATOMS = re.compile(rf"[{_ATEXT}]+(?: [{_ATEXT}]+)*")
+_UTF8_ATOMS = re.compile(rf"[{_ATEXT}\x80-\U0010ffff]+(?: [{_ATEXT}\x80-\U0010ffff]+)*")
+
+
+class AddressField:
+    """An address header (From, To, Cc, Reply-To) written here rather than by the email package's folder.
+
+    CPython's folder mangles some lists: a long non-ASCII display name with quotes can pull the next
+    ``<address>,`` into its encoded-word, and a list comma can end up encoded. The email package takes a
+    header object as it is (EmailPolicy.header_store_parse: "If the input value has a name attribute and it
+    matches name ignoring case, the value is returned unchanged") and folds it by calling its ``fold``, so
+    this writes each mailbox on its own line: the name as atoms, a quoted-string, or (non-ASCII without
+    SMTPUTF8) base64 encoded-words from email.header, which RFC 2047 §5(3) allows in a phrase.
+    """
+
+    def __init__(self, name: str, boxes: list[Mailbox], *, utf8: bool) -> None:
+        self.name = name
+        self._mailboxes = [(box.name or "", parse_address(box.email, "")) for box in boxes]
+        self._utf8 = utf8
+
+    def __str__(self) -> str:
+        return ", ".join(f"{n} <{a.local}@{a.domain}>" if n else f"{a.local}@{a.domain}" for n, a in self._mailboxes)
+
+    def fold(self, *, policy: Policy) -> str:
+        linesep = policy.linesep
+        parts = [self._mailbox(name, f"{address.local}@{address.domain}", linesep) for name, address in self._mailboxes]
+        return f"{self.name}: " + f",{linesep} ".join(parts) + linesep
+
+    def _mailbox(self, name: str, addr_spec: str, linesep: str) -> str:
+        if not name:
+            return addr_spec
+        if (_UTF8_ATOMS if self._utf8 else _ATOMS).fullmatch(name):
+            phrase = name
+        elif name.isascii() or self._utf8:
+            phrase = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        else:
+            phrase = Header(name, "utf-8").encode(linesep=linesep)
+        return f"{phrase} <{addr_spec}>"
 
 
 File = tuple[Attachment, bytes]
@@ -47,13 +88,10 @@ def build_message(
     assert request.from_ is not None
     utf8 = needs_smtputf8(request)
     msg = EmailMessage(policy=_UTF8_POLICY if utf8 else _ASCII_POLICY)
-    msg["From"] = _address(request.from_)
-    if request.to:
-        msg["To"] = [_address(b) for b in request.to]
-    if request.cc:
-        msg["Cc"] = [_address(b) for b in request.cc]
-    if request.reply_to:
-        msg["Reply-To"] = [_address(b) for b in request.reply_to]
+    msg["From"] = AddressField("From", [request.from_], utf8=utf8)
+    for name, boxes in (("To", request.to), ("Cc", request.cc), ("Reply-To", request.reply_to)):
+        if boxes:
+            msg[name] = AddressField(name, boxes, utf8=utf8)
     if request.subject is not None:
         msg["Subject"] = request.subject
     msg["Date"] = format_datetime(date)
