@@ -72,6 +72,8 @@ def bridge(
         "MAILRELAY_BRIDGE_WORKERS": str(workers),
         "MAILRELAY_BRIDGE_MAX_CONNECTIONS": "5000",
         "MAILRELAY_BRIDGE_MAX_CONNECTIONS_PER_CLIENT": "5000",
+        # 5,000 sessions' buffers need more than a 1 GB task: the bench machine's memory stands for it.
+        "MAILRELAY_BRIDGE_TASK_MEMORY_BYTES": str(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")),
         "MAILRELAY_BRIDGE_DRAIN_GRACE_SECONDS": "2",
         "MAILRELAY_BRIDGE_PORTS_FILE": str(folder / "ports.json"),
     })  # fmt: skip

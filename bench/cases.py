@@ -261,8 +261,10 @@ def _rss_kb(pid: int, field: str = "VmRSS") -> int:
 def memory(cfg: Config) -> list[Row]:
     idle = 100 if cfg.quick else 500
     big_count, big_size = (4, 5_000_000) if cfg.quick else (10, 20_000_000)
+    many_count, many_size = (20, 5_000_000) if cfg.quick else (100, 10_000_000)
     per_session: list[float] = []
     factor: list[float] = []
+    many_peak: list[float] = []
     for _ in range(cfg.runs):
         with bridge(1) as br:
             time.sleep(0.5)
@@ -280,13 +282,22 @@ def memory(cfg: Config) -> list[Row]:
                 raise RuntimeError(f"large messages refused: {[r[:80] for r in replies]}")
             peak = _rss_kb(br.pid, "VmHWM")
             factor.append((peak - base) * 1024 / (big_count * big_size))
-        cfg.log(f"  memory: {per_session[-1]:.1f} KB/idle session, {factor[-1]:.2f}x bytes in flight")
+        with bridge(1) as br:
+            time.sleep(0.5)
+            replies = clients.large_messages(br.ports["plain"], many_count, many_size)
+            if not all(r.startswith(b"250") for r in replies):
+                raise RuntimeError(f"large messages refused: {[r[:80] for r in replies]}")
+            many_peak.append(_rss_kb(br.pid, "VmHWM") / 1024)
+        cfg.log(f"  memory: {per_session[-1]:.1f} KB/idle session, {factor[-1]:.2f}x bytes in flight, "
+                f"{many_peak[-1]:.0f} MB peak for {many_count} x {many_size // 1_000_000} MB")  # fmt: skip
     return [
         Row("6 memory", f"RSS per idle session ({idle} sessions, after EHLO)", per_session, unit="KB",
             goal="< 100", higher_is_better=False),
         Row("6 memory", f"peak RSS added / bytes in flight ({big_count} x {big_size // 1_000_000} MB at once)", factor,
-            unit="x", goal="<= 3", higher_is_better=False,
-            note="one bridge process; payloads go to the (fake) S3 PutObject above the inline limit"),
+            unit="x", goal="<= 0.5", higher_is_better=False,
+            note="one bridge process; DATA is spooled to disk, then streamed to the (fake) S3 PutObject"),
+        Row("6 memory", f"peak RSS of the process ({many_count} x {many_size // 1_000_000} MB at once)", many_peak,
+            unit="MB", goal="< 1024", higher_is_better=False, note="1024 MB: the task's memory in the template"),
     ]  # fmt: skip
 
 

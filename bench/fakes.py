@@ -64,8 +64,11 @@ class FakeS3:
     def __init__(self, calls: Calls) -> None:
         self.calls = calls
 
-    def put_object(self, **kwargs: Any) -> dict[str, Any]:
+    def put_object(self, *, Body: Any, **kwargs: Any) -> dict[str, Any]:
         self.calls.add("s3.PutObject")
+        if hasattr(Body, "read"):  # botocore sends a file body in chunks, as read here
+            while chunk := Body.read(1 << 20):
+                self.calls.add("s3.bytes", len(chunk))
         return {}
 
     def delete_object(self, **kwargs: Any) -> dict[str, Any]:

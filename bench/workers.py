@@ -98,6 +98,7 @@ def _queued_bodies(count: int, size: int) -> tuple[list[str], dict[str, Any]]:
 
     from bench.fakes import FakeDynamo, FakeS3, FakeSQS, fake_clients
     from mailrelay.compose import from_smtp
+    from mailrelay.incoming import whole_message
     from mailrelay.settings import get_settings
     from mailrelay.wiring import Services
 
@@ -110,8 +111,9 @@ def _queued_bodies(count: int, size: int) -> tuple[list[str], dict[str, Any]]:
     head = b"From: bench@example.com\r\nTo: sink@example.net\r\nSubject: bench\r\n\r\n"
     settings = get_settings()
     for _ in range(count):
-        sub = from_smtp(mail_from="bench@example.com", rcpt_to=["sink@example.net"], data=head + body,
-                        settings=settings, now=datetime.now(UTC), bare_newlines="reject", smtputf8=False)  # fmt: skip
+        message = whole_message(head + body, bare_newlines="reject", max_bytes=settings.max_message_bytes)
+        sub = from_smtp(mail_from="bench@example.com", rcpt_to=["sink@example.net"], data=message,
+                        settings=settings, now=datetime.now(UTC), smtputf8=False)  # fmt: skip
         services.submissions.submit(client, sub)
     assert sqs.bodies is not None and dynamodb.statuses is not None
     return sqs.bodies, dynamodb.statuses

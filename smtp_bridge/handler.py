@@ -16,15 +16,16 @@ from typing import Any
 from aiosmtpd.smtp import AuthResult, Envelope, Session
 
 from mailrelay.addresses import parse_address, sender_allowed
-from mailrelay.canonical import has_bare_newline
 from mailrelay.clients import hash_key
 from mailrelay.compose import from_smtp
-from mailrelay.errors import InvalidRequest, MailrelayError, Unauthenticated
+from mailrelay.errors import BareNewline, InvalidRequest, MailrelayError, Unauthenticated
+from mailrelay.message_data import MessageData
 from mailrelay.models.client import Client
 from mailrelay.submission import Accepted
 from smtp_bridge import replies
+from smtp_bridge.budget import declared_size
 from smtp_bridge.observability import logger
-from smtp_bridge.protocol import BridgeSMTP
+from smtp_bridge.protocol import BridgeEnvelope, BridgeSMTP
 from smtp_bridge.received import received_header
 from smtp_bridge.runtime import Runtime
 
@@ -98,6 +99,10 @@ class BridgeHandler:
             return self._log_refusal(server, client, replies.for_address(exc))
         if not sender_allowed(sender, client.allowed_from):
             return self._log_refusal(server, client, f"550 5.7.1 Sender not allowed for this client: {sender.smtp}")
+        size = declared_size(options)
+        if size is not None and not self.runtime.budget.fits(size):  # RFC 1870 §6.1: 452 when it won't fit now
+            self.runtime.metrics.incr("budget_refused")
+            return self._log_refusal(server, client, replies.INSUFFICIENT_STORAGE)
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         server.begin_transaction()
@@ -116,31 +121,29 @@ class BridgeHandler:
         envelope.rcpt_options.extend(options)
         return replies.RECIPIENT_OK
 
-    async def handle_DATA(self, server: BridgeSMTP, session: Session, envelope: Envelope) -> str:
-        data: bytes = envelope.original_content or b""
+    async def handle_DATA(self, server: BridgeSMTP, session: Session, envelope: BridgeEnvelope) -> str:
+        """The message as received (streamed by BridgeSMTP.smtp_DATA), or the first problem found in it."""
+        assert envelope.incoming is not None
         client: Client | None = None
         server.storage_started()
         try:
-            if self.runtime.settings.bare_newlines == "reject" and has_bare_newline(data):
-                self.runtime.metrics.incr("bare_newline_rejected")
-                reply = replies.BARE_NEWLINE
-            else:
-                received = received_header(server, session, datetime.now(UTC))
-                client, accepted = await self.runtime.run_blocking(
-                    self._submit, server, session, envelope, data, received
-                )
-                if client is None or accepted is None:
-                    return self._log_refusal(server, None, replies.AUTH_REQUIRED)
-                self.runtime.metrics.incr("messages_accepted")
-                reply = replies.accepted(accepted.id)
-                logger.info(
-                    "message accepted",
-                    extra={"client_address": server.client_address, "client_id": client.id,
-                           "message_id": accepted.id, "recipients": len(envelope.rcpt_tos), "size": len(data),
-                           "reply": reply},
-                )  # fmt: skip
-                return reply
+            data = envelope.incoming.finish()
+            received = received_header(server, session, datetime.now(UTC))
+            client, accepted = await self.runtime.run_blocking(self._submit, server, session, envelope, data, received)
+            if client is None or accepted is None:
+                return self._log_refusal(server, None, replies.AUTH_REQUIRED)
+            self.runtime.metrics.incr("messages_accepted")
+            reply = replies.accepted(accepted.id)
+            logger.info(
+                "message accepted",
+                extra={"client_address": server.client_address, "client_id": client.id,
+                       "message_id": accepted.id, "recipients": len(envelope.rcpt_tos), "size": data.size,
+                       "reply": reply},
+            )  # fmt: skip
+            return reply
         except MailrelayError as exc:
+            if isinstance(exc, BareNewline):
+                self.runtime.metrics.incr("bare_newline_rejected")
             reply = replies.for_error(exc)
         except Exception:
             logger.exception("message not accepted: unexpected error", extra={"client_address": server.client_address})
@@ -150,7 +153,7 @@ class BridgeHandler:
         return self._log_refusal(server, client, reply)
 
     def _submit(
-        self, server: BridgeSMTP, session: Session, envelope: Envelope, data: bytes, received: bytes
+        self, server: BridgeSMTP, session: Session, envelope: Envelope, data: MessageData, received: bytes
     ) -> tuple[Client | None, Accepted | None]:
         """The client is read again first: a key revoked since MAIL does not get this message through."""
         client = self.current_client(server, session)
@@ -159,8 +162,7 @@ class BridgeHandler:
         settings = self.runtime.core
         submission = from_smtp(
             mail_from=envelope.mail_from or "", rcpt_to=list(envelope.rcpt_tos), data=data, settings=settings,
-            now=datetime.now(UTC), bare_newlines=self.runtime.settings.bare_newlines,
-            smtputf8=bool(envelope.smtp_utf8), received=received,
+            now=datetime.now(UTC), smtputf8=bool(envelope.smtp_utf8), received=received,
         )  # fmt: skip
         limit = self.runtime.settings.max_recipients
         return client, self.runtime.submissions.submit(client, submission, max_recipients=limit)

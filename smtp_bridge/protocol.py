@@ -12,6 +12,9 @@ What changes, and why:
 - Replies: aiosmtpd's stock replies get enhanced status codes, and a 5xx for an exception of ours
   can never reach the client (it becomes 451 4.3.0).
 - Drain: idle sessions get 421 and are closed; a session inside a transaction finishes it first.
+- DATA is streamed: each line is checked and canonicalised as it arrives (mailrelay.incoming), the
+  body spooled, and the process-wide in-flight budget charged; aiosmtpd would hold the whole message
+  as a list of lines. A refused message is still read to its final dot (but not kept), and answered once.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from asyncio import sslproto
 from typing import Any, Literal
 
 from aiosmtpd.proxy_protocol import V2_CMD, get_proxy
-from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
+from aiosmtpd.smtp import SMTP, Envelope, TLSSetupException, syntax
 
+from mailrelay.incoming import IncomingMessage
 from smtp_bridge import replies
 from smtp_bridge.access import allowlisted_client, in_networks
+from smtp_bridge.budget import InsufficientStorage, Reservation, declared_size
 from smtp_bridge.observability import logger
 from smtp_bridge.runtime import Runtime
 
@@ -45,6 +50,14 @@ _SIMPLE_PATH = re.compile(
 # Per-session command budgets (aiosmtpd answers "421 4.7.0 <CMD> sent too many times" and closes).
 CALL_LIMITS = {"AUTH": 3, "NOOP": 20, "HELP": 5, "VRFY": 5, "EXPN": 5, "EHLO": 10, "HELO": 10, "STARTTLS": 2}
 CALL_LIMITS["*"] = 100_000
+
+
+class BridgeEnvelope(Envelope):
+    """aiosmtpd's envelope, carrying the message as it was received instead of its bytes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.incoming: IncomingMessage | None = None
 
 
 class BridgeSMTP(SMTP):
@@ -198,6 +211,75 @@ class BridgeSMTP(SMTP):
             if consumed != address:
                 return None, None
         return address, rest
+
+    def _create_envelope(self) -> BridgeEnvelope:
+        return BridgeEnvelope()
+
+    # -- DATA, streamed ----------------------------------------------------------------------------
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        envelope = self.envelope
+        assert isinstance(envelope, BridgeEnvelope)
+        if not envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        reservation = self.runtime.budget.reserve(declared_size(envelope.mail_options))
+        if reservation is None:
+            self.runtime.metrics.incr("budget_refused")
+            await self.push(replies.for_error(InsufficientStorage()))
+            return
+        spool = self.runtime.new_spool()
+        try:
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            incoming = IncomingMessage(
+                spool, max_bytes=self.runtime.size_limit, bare_newlines=self.runtime.settings.bare_newlines
+            )
+            if not await self._receive(incoming, reservation):
+                self._close()  # the client went away before its final dot: nothing to answer
+                return
+            envelope.incoming = incoming
+            status = await self.event_handler.handle_DATA(self, self.session, envelope)
+            self._set_post_data_state()
+            await self.push(status)
+        finally:
+            envelope.incoming = None
+            spool.close()
+            reservation.release()
+
+    async def _receive(self, incoming: IncomingMessage, reservation: Reservation) -> bool:
+        """Read DATA up to its final dot (RFC 5321 §4.5.2), line by line, into ``incoming``; False when
+        the connection ended first."""
+        reader = self._reader
+        received = 0
+        partial = False  # inside a line too long for the reader, whose rest is still coming
+        while True:
+            try:
+                line = await reader.readuntil(b"\r\n")
+            except asyncio.LimitOverrunError as exc:
+                line = await reader.read(exc.consumed)  # drained, never kept
+                incoming.line_too_long()
+                partial = True
+            except asyncio.IncompleteReadError:
+                return False
+            if not line:
+                return False
+            if not partial and line == b".\r\n":
+                return True
+            received += len(line)
+            if incoming.error is None and not reservation.grow_to(received):
+                self.runtime.metrics.incr("budget_refused")
+                incoming.fail(InsufficientStorage())
+            if partial:
+                incoming.add_line(line)  # only counted: the message already failed
+                partial = not line.endswith(b"\r\n")
+                continue
+            incoming.add_line(line[1:] if line.startswith(b".") else line)
 
     # -- transactions (the group commit waits for those that are open) ------------------------------
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 
 from mailrelay.errors import (
+    BareNewline,
     InvalidRequest,
+    LineTooLong,
     MailrelayError,
     MessageTooLarge,
     SenderNotAllowed,
@@ -17,6 +19,7 @@ from mailrelay.errors import (
     TooManyRecipients,
     Unauthenticated,
 )
+from smtp_bridge.budget import InsufficientStorage
 
 AUTH_REQUIRED = "530 5.7.0 Authentication required"
 AUTH_OK = "235 2.7.0 Authentication successful"
@@ -27,6 +30,9 @@ SENDER_OK = "250 2.1.0 Sender OK"
 RECIPIENT_OK = "250 2.1.5 Recipient OK"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 BARE_NEWLINE = "550 5.5.2 Bare CR or LF in message data; lines must end with CRLF"
+LINE_TOO_LONG = "500 5.5.2 Line too long (see RFC 5321 4.5.3.1.6)"
+# RFC 3463 4.3.1 "mail system full"; RFC 5321 lists 452 for MAIL and DATA. Clients retry it.
+INSUFFICIENT_STORAGE = "452 4.3.1 Insufficient system storage; try again later"
 LOCAL_ERROR = "451 4.3.0 Temporary local problem; message not accepted, please retry"
 NOT_ALLOWED_NETWORK = "554 5.7.1 Cleartext submission is only open to allowlisted networks"
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections; try again later"
@@ -52,6 +58,12 @@ def for_error(error: BaseException) -> str:
         return TOO_MANY_RECIPIENTS
     if isinstance(error, MessageTooLarge):
         return f"552 5.3.4 Message too big: {error.size} bytes; the limit is {error.limit}"
+    if isinstance(error, BareNewline):
+        return BARE_NEWLINE
+    if isinstance(error, LineTooLong):
+        return LINE_TOO_LONG
+    if isinstance(error, InsufficientStorage):
+        return INSUFFICIENT_STORAGE
     if isinstance(error, InvalidRequest):
         return f"554 5.6.0 {_one_line(error.detail)}"
     if isinstance(error, Unauthenticated):
@@ -72,7 +84,7 @@ def for_address(error: InvalidRequest) -> str:
 _STOCK = {
     "552 Error: message size exceeds fixed maximum message size": "552 5.3.4 Message size exceeds fixed maximum",
     "552 Error: Too much mail data": "552 5.3.4 Message size exceeds fixed maximum",
-    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long (see RFC 5321 4.5.3.1.6)",
+    "500 Line too long (see RFC5321 4.5.3.1.6)": LINE_TOO_LONG,
     "500 Command line too long": "500 5.5.2 Command line too long",
     "530 Must issue a STARTTLS command first": "530 5.7.0 Must issue a STARTTLS command first",
     "553 5.1.3 Error: malformed address": "553 5.1.3 Malformed address (source routes are not accepted)",

@@ -6,16 +6,18 @@ import asyncio
 import dataclasses
 import functools
 import ssl
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from mailrelay.ports import Queue
 from mailrelay.settings import Settings
 from mailrelay.submission import SubmissionService
 from mailrelay.wiring import Services
 from smtp_bridge.access import AuthThrottle, ConnectionCaps
+from smtp_bridge.budget import InflightBudget, derived_limit
 from smtp_bridge.observability import Metrics, metrics
 from smtp_bridge.settings import BridgeSettings
 
@@ -42,11 +44,15 @@ class Runtime:
     transactions: int = 0
     caps: ConnectionCaps = field(init=False)
     throttle: AuthThrottle = field(init=False)
+    budget: InflightBudget = field(init=False)
     executor: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
         self.caps = ConnectionCaps(self.settings.max_connections, self.settings.max_connections_per_client)
         self.throttle = AuthThrottle(self.settings.auth_failure_limit, self.settings.auth_failure_window_seconds)
+        self.spool_dir = self.settings.spool_dir or tempfile.gettempdir()
+        limit = self.settings.inflight_bytes or derived_limit(self.spool_dir, self.settings.workers)
+        self.budget = InflightBudget(limit)
         # boto3 is blocking: storage calls run here, so a slow AWS call never stalls other sessions.
         self.executor = ThreadPoolExecutor(self.settings.storage_threads, thread_name_prefix="bridge-storage")
         # The same adapters, with the queue writes of concurrent sessions grouped (built in mailrelay.wiring).
@@ -68,6 +74,11 @@ class Runtime:
     @property
     def size_limit(self) -> int:
         return max(1024, self.core.max_message_bytes - ADDED_HEADERS_ROOM)
+
+    def new_spool(self) -> BinaryIO:
+        """Where one message's DATA goes: memory up to a small size, then an unlinked temporary file."""
+        spool = tempfile.SpooledTemporaryFile(max_size=self.settings.spool_memory_bytes, dir=self.spool_dir)  # noqa: SIM115
+        return cast(BinaryIO, spool)
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from mailrelay.message_headers import MAX_HEADER_SECTION_OCTETS
 from mailrelay.settings import MAX_RECIPIENTS_CEILING, ConfigurationError, model_from_env
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -90,6 +91,16 @@ class BridgeSettings(BaseModel):
     group_commit_ms: float = Field(10, alias="MAILRELAY_BRIDGE_GROUP_COMMIT_MS", ge=0, le=50)
     metrics_interval_seconds: float = Field(60, alias="MAILRELAY_BRIDGE_METRICS_INTERVAL_SECONDS", gt=0)
 
+    # DATA is spooled as it arrives: up to spool_memory_bytes of each message in memory, the rest in a
+    # temporary file in spool_dir (the task's ephemeral storage on Fargate; empty: the system default).
+    spool_dir: str | None = Field(None, alias="MAILRELAY_BRIDGE_SPOOL_DIR")
+    spool_memory_bytes: int = Field(128 * 1024, alias="MAILRELAY_BRIDGE_SPOOL_MEMORY_BYTES", ge=0, le=16 * 1024 * 1024)
+    # Octets of DATA one process holds at once; past it a transaction gets 452 4.3.1. 0: derived at start
+    # from the spool's free disk space (smtp_bridge.budget.derived_limit).
+    inflight_bytes: int = Field(0, alias="MAILRELAY_BRIDGE_INFLIGHT_BYTES", ge=0)
+    # The task's memory (the template passes it): the in-memory part of every session must fit in half.
+    task_memory_bytes: int = Field(1024**3, alias="MAILRELAY_BRIDGE_TASK_MEMORY_BYTES", gt=0)
+
     @field_validator("submission_port", "implicit_tls_port", "plain_port", "readiness_port", mode="before")
     @classmethod
     def _empty_is_off(cls, value: Any) -> Any:
@@ -119,7 +130,17 @@ class BridgeSettings(BaseModel):
             raise ValueError("PROXY protocol is on: set PROXY_TRUSTED_NETWORKS to the load balancer's networks")
         if self.submission_port is None and self.implicit_tls_port is None and self.plain_port is None:
             raise ValueError("no listener is configured")
+        if self.workers * self.max_connections * self.session_memory_bound > self.task_memory_bytes // 2:
+            raise ValueError(
+                f"WORKERS x MAX_CONNECTIONS sessions of up to {self.session_memory_bound} octets in memory each"
+                " do not fit in half of TASK_MEMORY_BYTES: lower SPOOL_MEMORY_BYTES or MAX_CONNECTIONS"
+            )
         return self
+
+    @property
+    def session_memory_bound(self) -> int:
+        """What one session in DATA holds in memory at most: its spool buffer, header section and line."""
+        return self.spool_memory_bytes + MAX_HEADER_SECTION_OCTETS + 2 * 1024
 
     @property
     def has_tls(self) -> bool:

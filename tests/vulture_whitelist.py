@@ -13,3 +13,7 @@ _.RequestItems  # keyword argument of a botocore call the bench fakes
 _.higher_is_better  # a field of the bench's table rows, read through dataclasses.asdict
 _.moto_server  # a fixture requested for its side effect (the AWS stand-in running)
 _.fold  # the email package folds a header object by calling its fold() (mailrelay.mime_builder.AddressField)
+_.readable  # io.RawIOBase protocol: io.BufferedReader calls it (mailrelay.message_data)
+_.seekable  # io.RawIOBase protocol: botocore asks before rewinding a body for a retry
+_.tell  # io.RawIOBase protocol: botocore reads a body's start position
+_._create_envelope  # aiosmtpd's documented factory hook, called for every new transaction

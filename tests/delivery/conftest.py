@@ -26,6 +26,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from mailrelay.delivery.settings import DeliverySettings, delivery_settings_from
 from mailrelay.delivery.wiring import build_worker
 from mailrelay.delivery.worker import DeliveryWorker
+from mailrelay.message_data import MessageData
 from mailrelay.models.client import Client
 from mailrelay.submission import Submission
 from tests.integration.conftest import api as api  # shared fixtures: the real API handler and its services
@@ -262,7 +263,9 @@ class Delivery:
         message_id = new_message_id()
         data = data or message_bytes(message_id)
         client = Client(id="shop", allowed_from=("example.com",), created_at=datetime.now(UTC))
-        sub = Submission(message_id=message_id, mail_from=mail_from, rcpt_to=rcpt, data=data, source="api", **kwargs)
+        sub = Submission(
+            message_id=message_id, mail_from=mail_from, rcpt_to=rcpt, content=MessageData(data), source="api", **kwargs
+        )
         self.services.submissions.submit(client, sub)
         return message_id
 

@@ -184,3 +184,33 @@ def test_a_9_mb_attachment_through_a_presigned_upload_arrives_intact(stack):
         "attachments": [{"filename": "big.bin", "upload_id": "upl_" + "0" * 32}]})  # fmt: skip
     assert other.status_code == 422
     assert other.json()["errors"][0]["field"] == "attachments[0].upload_id"
+
+
+@pytest.mark.parametrize("stack", [{"MAILRELAY_MAX_MESSAGE_BYTES": "25000000"}], indirect=True)
+def test_a_20_mb_message_streamed_through_the_bridge_arrives_byte_identical(stack):
+    """The bridge spools it as it arrives and streams it to S3; delivery hands the same bytes upstream."""
+    info, *_ = stack
+    line = b"0123456789abcdefghijklmnopqrstuvwxyz" * 2 + b"\r\n"
+    sent = (b"From: legacy@example.com\r\nTo: bob@example.org\r\nSubject: twenty megabytes\r\n"
+            b"Message-ID: <twenty@example.com>\r\nDate: Wed, 02 Dec 2026 07:00:00 +0000\r\n\r\n"
+            + line * (20_000_000 // len(line)))  # fmt: skip
+    context = ssl.create_default_context(cafile=info["ca_cert"])
+    with smtplib.SMTP(info["smtp_host"], info["smtp_starttls_port"], timeout=120) as smtp:
+        smtp.starttls(context=context)
+        smtp.login(info["smtp_username"], info["smtp_password"])
+        assert smtp.mail("legacy@example.com")[0] == 250
+        assert smtp.rcpt("bob@example.org")[0] == 250
+        code, reply = smtp.data(sent)
+    assert code == 250, reply
+    message_id = reply.decode().rsplit(" ", 1)[-1]
+
+    auth = {"Authorization": f"Bearer {info['api_key']}"}
+    status = httpx.get(f"{info['api_url']}/v1/messages/{message_id}", headers=auth, timeout=10).json()
+    capture = Path(info["capture_dir"])
+    found = wait_for(lambda: [p for p in capture.glob("*.eml") if b"<twenty@example.com>" in p.read_bytes()[:4096]],
+                     120, "the message in the capture folder")  # fmt: skip
+    arrived = found[0].read_bytes()
+    assert hashlib.sha256(arrived).hexdigest() == status["sha256"]
+    # What arrived is what was sent, after the one header the bridge adds (Received:).
+    assert arrived.startswith(b"Received: ") and arrived.endswith(sent)
+    assert arrived.count(b"\r\n\r\n") >= 1 and len(arrived) - len(sent) < 1024

@@ -202,7 +202,7 @@ def test_internationalised_senders_round_trip_through_the_api(name: str, local: 
     expected = valid_or_skip(address)
     request = SendRequest.model_validate({"from": {"email": address, "name": name}, "to": "x@y.example", "text": "t"})
     settings = Settings.model_validate({"MAILRELAY_MESSAGE_ID_DOMAIN": "example.com"})
-    data = from_request(request, settings, datetime.now(UTC)).data
+    data = from_request(request, settings, datetime.now(UTC)).content.read()
     summary = read_headers(data, "from")
     assert [a.smtp for a in summary.from_addresses] == [expected]
     # The reference decoder follows RFC 2047 §6.2 (white space between adjacent encoded-words is not

@@ -46,7 +46,7 @@ def submit(data: Any) -> bytes | None:
     note(f"input: {data!r}")
     try:
         request = SendRequest.model_validate(data)
-        return from_request(request, SETTINGS, NOW).data
+        return from_request(request, SETTINGS, NOW).content.read()
     except (ValidationError, MailrelayError) as exc:
         note(f"refused: {exc}")
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from mailrelay.message_data import MessageData
 from mailrelay.models.client import Client
 from mailrelay.models.status import MessageStatus
 from mailrelay.ports import (
@@ -58,10 +59,10 @@ class MemoryPayloads:
     def bucket(self) -> str:
         return "payloads"
 
-    def put(self, key: str, data: bytes, sha256_hex: str) -> None:
+    def put(self, key: str, data: MessageData, sha256_hex: str) -> None:
         if self.down:
             raise StorageError("payload write failed")
-        self.objects[key] = data
+        self.objects[key] = data.read()
 
     def get(self, key: str) -> bytes:
         return self.objects[key]

@@ -12,6 +12,7 @@ import pytest
 from mailrelay.clients import ClientService, hash_key
 from mailrelay.compose import from_smtp
 from mailrelay.errors import InvalidRequest, SenderNotAllowed, TemporarilyUnavailable, Unauthenticated
+from mailrelay.incoming import whole_message
 from mailrelay.models.client import Client
 from mailrelay.settings import Settings
 from mailrelay.submission import SubmissionService
@@ -34,8 +35,9 @@ def service(ports, **settings) -> SubmissionService:
 
 
 def submission(data: bytes = MESSAGE, mail_from: str = "app@example.com", rcpt: tuple[str, ...] = ("a@example.net",)):
-    return from_smtp(mail_from=mail_from, rcpt_to=list(rcpt), data=data, settings=Settings(), now=NOW,
-                     bare_newlines="reject", smtputf8=False)  # fmt: skip
+    message = whole_message(data, bare_newlines="reject", max_bytes=Settings().max_message_bytes)
+    return from_smtp(mail_from=mail_from, rcpt_to=list(rcpt), data=message, settings=Settings(), now=NOW,
+                     smtputf8=False)  # fmt: skip
 
 
 def test_an_accepted_message_is_recorded_and_queued_with_its_envelope_as_checked(ports) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from mailrelay.errors import InvalidRequest
+from mailrelay.errors import BareNewline, InvalidRequest, LineTooLong
 
 MAX_LINE_OCTETS = 998
 _SPLIT_BELOW = 256 * 1024  # smaller messages are split into lines at once (faster, and the copy is small)
@@ -29,12 +29,12 @@ def canonicalize(data: bytes, *, bare_newlines: BareNewlinePolicy, field: str = 
         raise InvalidRequest.at(field, "the message contains a NUL byte")
     if has_bare_newline(data):
         if bare_newlines == "reject":
-            raise InvalidRequest.at(field, "the message contains a bare CR or LF (lines must end with CRLF)")
+            raise BareNewline.at(field, "the message contains a bare CR or LF (lines must end with CRLF)")
         data = _ANY_EOL.sub(b"\r\n", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     if len(data) > MAX_LINE_OCTETS and _longest_line(data) > MAX_LINE_OCTETS:
-        raise InvalidRequest.at(field, f"a line is longer than {MAX_LINE_OCTETS} octets")
+        raise LineTooLong.at(field, f"a line is longer than {MAX_LINE_OCTETS} octets")
     return data
 
 
@@ -50,3 +50,20 @@ def _longest_line(data: bytes) -> int:
         longest = max(longest, eol - pos)
         pos = eol + 2
     return longest
+
+
+def canonical_lines(line: bytes, *, bare_newlines: BareNewlinePolicy, field: str = "message") -> list[bytes]:
+    """One received line (ending with CRLF) in canonical form: itself, or the lines a bare CR or LF
+    in it separates under the ``normalize`` policy; raise InvalidRequest as canonicalize() would."""
+    if b"\x00" in line:
+        raise InvalidRequest.at(field, "the message contains a NUL byte")
+    text = line[:-2]
+    if b"\r" in text or b"\n" in text:
+        if bare_newlines == "reject":
+            raise BareNewline.at(field, "the message contains a bare CR or LF (lines must end with CRLF)")
+        lines = [part + b"\r\n" for part in _ANY_EOL.split(text)]
+    else:
+        lines = [line]
+    if len(line) > MAX_LINE_OCTETS + 2 and any(len(part) > MAX_LINE_OCTETS + 2 for part in lines):
+        raise LineTooLong.at(field, f"a line is longer than {MAX_LINE_OCTETS} octets")
+    return lines

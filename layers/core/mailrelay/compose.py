@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from email.utils import format_datetime
 
-from mailrelay.canonical import BareNewlinePolicy, canonicalize
+from mailrelay.canonical import canonicalize
 from mailrelay.errors import InvalidRequest, MessageTooLarge, TooManyRecipients
 from mailrelay.ids import message_id_header, new_message_id
+from mailrelay.message_data import MessageData
 from mailrelay.message_headers import (
     BLIND_FIELDS,
     MAX_HEADER_SECTION_OCTETS,
@@ -80,7 +81,7 @@ def from_request(
         data = without_fields(data, summary, BLIND_FIELDS)
         data = missing_headers(summary, message_id, settings.message_id_domain, now) + data
         return Submission(
-            mail_from=raw.mail_from, rcpt_to=tuple(raw.rcpt_to), data=data, smtputf8=True,
+            mail_from=raw.mail_from, rcpt_to=tuple(raw.rcpt_to), content=MessageData(data), smtputf8=True,
             fields=_RAW_FIELDS, headers=summary, **common,  # type: ignore[arg-type]
         )  # fmt: skip
     assert request.from_ is not None
@@ -95,28 +96,28 @@ def from_request(
     rcpt = tuple(dict.fromkeys(b.email for b in (*request.to, *request.cc, *request.bcc)))
     return Submission(
         mail_from=request.from_.email, rcpt_to=rcpt,
-        data=canonicalize(built, bare_newlines="reject", field="message"),
+        content=MessageData(canonicalize(built, bare_newlines="reject", field="message")),
         smtputf8=True,
         **common,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
 def from_smtp(
-    *, mail_from: str, rcpt_to: list[str], data: bytes, settings: Settings, now: datetime,
-    bare_newlines: BareNewlinePolicy, smtputf8: bool, received: bytes = b"",
+    *, mail_from: str, rcpt_to: list[str], data: MessageData, settings: Settings, now: datetime,
+    smtputf8: bool, received: bytes = b"",
 ) -> Submission:  # fmt: skip
-    """A message received by the SMTP bridge: canonicalised, with Message-ID/Date and Received added."""
+    """A message the SMTP bridge received in canonical form (mailrelay.incoming): blind copies
+    removed, Message-ID/Date and Received added to its head; the body is not copied."""
     message_id = new_message_id()
-    canonical = canonicalize(data, bare_newlines=bare_newlines, field="message")
     # The header section is parsed once (check() reuses the summary: the lines added here are neither
-    # From nor Sender), and the result is built with one copy of the body, not one per added header.
-    summary = read_headers(canonical, "message")
-    canonical = without_fields(canonical, summary, BLIND_FIELDS)
+    # From nor Sender).
+    summary = read_headers(data.head, "message")
+    head = without_fields(data.head, summary, BLIND_FIELDS)
     extra = missing_headers(summary, message_id, settings.message_id_domain, now)
-    if received or extra:
-        canonical = b"".join((received, extra, canonical))
+    if received or extra or head is not data.head:
+        data = data.with_head(b"".join((received, extra, head)))
     return Submission(
-        message_id=message_id, mail_from=mail_from, rcpt_to=tuple(rcpt_to), data=canonical,
+        message_id=message_id, mail_from=mail_from, rcpt_to=tuple(rcpt_to), content=data,
         source="smtp", smtputf8=smtputf8, headers=summary,
         fields=FieldNames(envelope_from="MAIL FROM", recipients="RCPT TO", headers="header"),
     )  # fmt: skip

@@ -33,6 +33,14 @@ class InvalidRequest(MailrelayError):
         return cls(f"{field_path}: {detail}", [FieldProblem(field_path, detail)])
 
 
+class BareNewline(InvalidRequest):
+    """A CR or LF outside a CRLF pair (the stuff of SMTP smuggling)."""
+
+
+class LineTooLong(InvalidRequest):
+    """A line over RFC 5321's 998 octets."""
+
+
 class MessageTooLarge(MailrelayError):
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"message is {size} bytes; the limit is {limit} bytes")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from mailrelay.message_data import MessageData
 from mailrelay.models.client import Client
 from mailrelay.models.status import MessageStatus
 
@@ -51,7 +52,10 @@ class PayloadStore(Protocol):
     def key_for(message_id: str) -> str: ...
     @property
     def bucket(self) -> str: ...
-    def put(self, key: str, data: bytes, sha256_hex: str) -> None: ...
+    def put(self, key: str, data: MessageData, sha256_hex: str) -> None:
+        """Store ``data``, streamed from its spool when it has one."""
+        ...
+
     def get(self, key: str) -> bytes: ...
     def delete(self, key: str) -> None: ...
 

@@ -24,9 +24,10 @@ from mailrelay.errors import (
     TemporarilyUnavailable,
     TooManyRecipients,
 )
+from mailrelay.message_data import MessageData
 from mailrelay.message_headers import HeaderSummary, read_headers
 from mailrelay.models.client import Client
-from mailrelay.models.queued_message import InlinePayload, QueuedMessage, S3Payload, digest
+from mailrelay.models.queued_message import InlinePayload, QueuedMessage, S3Payload
 from mailrelay.models.status import DeliveryMode, MessageStatus, RecipientStatus
 from mailrelay.ports import OutgoingMessage, PayloadStore, Queue, StatusStore, StorageError
 from mailrelay.settings import Settings
@@ -54,7 +55,7 @@ class Submission:
     message_id: str
     mail_from: str
     rcpt_to: tuple[str, ...]
-    data: bytes
+    content: MessageData
     source: Literal["api", "smtp"]
     # The sender may use UTF-8 in headers (SMTPUTF8 declared, or the API): the queued flag is then set
     # only if the header section really holds non-ASCII; non-ASCII envelope addresses always set it.
@@ -121,13 +122,13 @@ class SubmissionService:
             raise TooManyRecipients(len(sub.rcpt_to), limit)
         if not sub.rcpt_to:
             raise InvalidRequest.at(sub.fields.recipients, "at least one recipient is required")
-        if len(sub.data) > self.settings.max_message_bytes:
-            raise MessageTooLarge(len(sub.data), self.settings.max_message_bytes)
+        if sub.content.size > self.settings.max_message_bytes:
+            raise MessageTooLarge(sub.content.size, self.settings.max_message_bytes)
         envelope = parse_address(sub.mail_from, sub.fields.envelope_from)
         if not sender_allowed(envelope, client.allowed_from):
             raise SenderNotAllowed(sub.fields.envelope_from, envelope.smtp)
         recipients = [parse_address(rcpt, f"{sub.fields.recipients}[{i}]") for i, rcpt in enumerate(sub.rcpt_to)]
-        headers = sub.headers or read_headers(sub.data, sub.fields.headers)
+        headers = sub.headers or read_headers(sub.content.head, sub.fields.headers)
         for address in headers.sender_addresses():
             if not sender_allowed(address, client.allowed_from):
                 raise SenderNotAllowed(sub.fields.headers, address.smtp)
@@ -196,26 +197,27 @@ class SubmissionService:
 
     def _store(self, client: Client, sub: Submission, envelope: CheckedEnvelope) -> _Prepared:
         now = self.clock()
-        sha = digest(sub.data)
+        content = sub.content
+        sha = content.sha256()
         expires = sub.expires_at or (
             max(now, sub.send_at or now) + timedelta(seconds=self.settings.default_expiry_seconds)
         )
         scheduled = sub.send_at is not None and sub.send_at > now
         s3_key: str | None = None
         payload: InlinePayload | S3Payload
-        if len(sub.data) > self.settings.inline_payload_max_bytes:
+        if content.size > self.settings.inline_payload_max_bytes:
             s3_key = self.payloads.key_for(sub.message_id)
             try:
-                self.payloads.put(s3_key, sub.data, sha)
+                self.payloads.put(s3_key, content, sha)
             except StorageError as exc:
                 raise self._unavailable(exc) from exc
             payload = S3Payload(bucket=self.payloads.bucket, key=s3_key)
         else:
-            payload = InlinePayload(data=base64.b64encode(sub.data).decode("ascii"))
+            payload = InlinePayload(data=base64.b64encode(content.read()).decode("ascii"))
         status = MessageStatus(
             id=sub.message_id, client_id=client.id, state="scheduled" if scheduled else "queued",
             mail_from=envelope.mail_from, recipients=[RecipientStatus(address=r) for r in envelope.rcpt_to],
-            size=len(sub.data), sha256=sha, created_at=now, updated_at=now, send_at=sub.send_at,
+            size=content.size, sha256=sha, created_at=now, updated_at=now, send_at=sub.send_at,
             expires_at=expires, delivery=sub.delivery, source=sub.source, tags=sub.tags, metadata=sub.metadata,
         )  # fmt: skip
         try:
@@ -225,7 +227,7 @@ class SubmissionService:
             raise self._unavailable(exc) from exc
         queued = QueuedMessage(
             id=sub.message_id, client_id=client.id, mail_from=envelope.mail_from, rcpt_to=list(envelope.rcpt_to),
-            size=len(sub.data), sha256=sha, smtputf8=envelope.smtputf8, payload=payload, created_at=now,
+            size=content.size, sha256=sha, smtputf8=envelope.smtputf8, payload=payload, created_at=now,
             send_at=sub.send_at, expires_at=expires, delivery=sub.delivery,
         )  # fmt: skip
         delay = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mailrelay.adapters.aws import aws_call, lazy
+from mailrelay.message_data import MessageData
 
 
 class S3PayloadStore:
@@ -16,12 +17,15 @@ class S3PayloadStore:
     def key_for(message_id: str) -> str:
         return f"messages/{message_id}.eml"
 
-    def put(self, key: str, data: bytes, sha256_hex: str) -> None:
-        with aws_call("S3 PutObject"):
+    def put(self, key: str, data: MessageData, sha256_hex: str) -> None:
+        # A file body is streamed by botocore (read in chunks, and rewound by seek() on a retry), so a
+        # spooled message is never held whole in memory.
+        with aws_call("S3 PutObject"), data.open() as body:
             self._client().put_object(
                 Bucket=self.bucket,
                 Key=key,
-                Body=data,
+                Body=body,
+                ContentLength=data.size,
                 ContentType="message/rfc822",
                 ServerSideEncryption="aws:kms",
                 Metadata={"sha256": sha256_hex},
