@@ -27,7 +27,7 @@ from smtp_bridge.budget import declared_size
 from smtp_bridge.observability import logger
 from smtp_bridge.protocol import BridgeEnvelope, BridgeSMTP
 from smtp_bridge.received import received_header
-from smtp_bridge.runtime import Runtime
+from smtp_bridge.runtime import SessionRuntime
 
 MAX_AUTH_DELAY_SECONDS = 10.0
 
@@ -41,7 +41,7 @@ class SessionLogin:
 
 
 class BridgeHandler:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: SessionRuntime) -> None:
         self.runtime = runtime
 
     # -- who is sending -------------------------------------------------------------------------
@@ -56,7 +56,7 @@ class BridgeHandler:
         login = session.auth_data if session.authenticated else None
         if isinstance(login, SessionLogin):
             try:
-                return self.runtime.services.clients.reauthenticate(login.client_id, login.key_hash)
+                return self.runtime.clients.reauthenticate(login.client_id, login.key_hash)
             except Unauthenticated:
                 logger.info("AUTH credentials no longer valid", extra={"client_id": login.client_id})
                 session.authenticated = False
@@ -65,7 +65,7 @@ class BridgeHandler:
         client_id = server.allowlisted_client_id
         if client_id is None:
             return None
-        client = self.runtime.services.clients.store.get(client_id)
+        client = self.runtime.clients.store.get(client_id)
         if client is None or client.state != "active":
             logger.error("allowlisted network bound to an unknown or revoked client", extra={"client_id": client_id})
             return None
@@ -210,7 +210,7 @@ class BridgeHandler:
         username = login.decode("utf-8", "surrogateescape")
         key = password.decode("utf-8", "surrogateescape")
         try:
-            client = await runtime.run_blocking(runtime.services.clients.authenticate_login, username, key)
+            client = await runtime.run_blocking(runtime.clients.authenticate_login, username, key)
         except Unauthenticated:
             failures = runtime.throttle.failed(address)
             runtime.metrics.incr("auth_failed")

@@ -36,7 +36,7 @@ from smtp_bridge import replies
 from smtp_bridge.access import allowlisted_client, in_networks
 from smtp_bridge.budget import InsufficientStorage, Reservation, declared_size
 from smtp_bridge.observability import logger
-from smtp_bridge.runtime import Runtime
+from smtp_bridge.runtime import SessionRuntime
 
 Listener = Literal["starttls", "implicit", "plain"]
 
@@ -61,7 +61,7 @@ class BridgeEnvelope(Envelope):
 
 
 class BridgeSMTP(SMTP):
-    def __init__(self, handler: Any, runtime: Runtime, listener: Listener) -> None:
+    def __init__(self, handler: Any, runtime: SessionRuntime, listener: Listener) -> None:
         settings = runtime.settings
         super().__init__(
             handler,

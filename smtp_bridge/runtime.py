@@ -1,4 +1,5 @@
-"""State one bridge process shares between its sessions: settings, core services, caps, drain flag."""
+"""What one bridge process shares between its sessions: ``SessionRuntime`` is what a session may use of
+it; ``Runtime`` is the process's own wiring (the storage thread pool, the grouped queue writes) behind it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar, cast
 
+from mailrelay.clients import ClientService
 from mailrelay.ports import Queue
 from mailrelay.settings import Settings
 from mailrelay.submission import SubmissionService
@@ -28,6 +30,30 @@ T = TypeVar("T")
 
 # Room for the Received, Message-ID and Date headers we add: SIZE advertises what the core will still accept.
 ADDED_HEADERS_ROOM = 2048
+
+
+class SessionRuntime(Protocol):
+    """What a session (BridgeSMTP and its handler's hooks) uses of the process it runs in."""
+
+    settings: BridgeSettings
+    core: Settings
+    metrics: Metrics
+    tls_context: ssl.SSLContext | None
+    caps: ConnectionCaps
+    throttle: AuthThrottle
+    budget: InflightBudget
+    sessions: set[BridgeSMTP]
+    draining: bool
+    transactions: int  # sessions inside a transaction: the group commit waits for no more writers
+
+    @property
+    def clients(self) -> ClientService: ...
+    @property
+    def submissions(self) -> SubmissionService: ...
+    @property
+    def size_limit(self) -> int: ...
+    def new_spool(self) -> BinaryIO: ...
+    async def run_blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
 
 @dataclass
@@ -70,6 +96,10 @@ class Runtime:
     @property
     def submissions(self) -> SubmissionService:
         return self.services.submissions
+
+    @property
+    def clients(self) -> ClientService:
+        return self.services.clients
 
     @property
     def size_limit(self) -> int:
