@@ -11,6 +11,7 @@ from email.header import Header
 from email.message import EmailMessage
 from email.policy import Policy
 from email.utils import format_datetime
+from urllib.parse import quote
 
 from mailrelay.addresses import parse_address
 from mailrelay.canonical import canonicalize
@@ -61,13 +62,46 @@ class AddressField:
     def _mailbox(self, name: str, addr_spec: str, linesep: str) -> str:
         if not name:
             return addr_spec
-        if (_UTF8_ATOMS if self._utf8 else _ATOMS).fullmatch(name):
+        if _looks_encoded(name):
+            phrase = Header(name, "utf-8").encode(linesep=linesep)
+        elif (_UTF8_ATOMS if self._utf8 else _ATOMS).fullmatch(name):
             phrase = name
         elif name.isascii() or self._utf8:
             phrase = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
         else:
             phrase = Header(name, "utf-8").encode(linesep=linesep)
         return f"{phrase} <{addr_spec}>"
+
+
+class EncodedText:
+    """An unstructured header (Subject, a custom header) written as RFC 2047 base64 encoded-words, all of it.
+
+    For text the email package's folder would not keep exact: text holding "=?" would be taken for an
+    encoded-word (or merge with one the folder writes next to it), and where the folder encodes
+    non-ASCII words itself it drops white space between two of them. Encoded here, the text decodes
+    to exactly what the client gave.
+    """
+
+    def __init__(self, name: str, value: str) -> None:
+        self.name = name
+        self._value = value
+
+    def __str__(self) -> str:
+        return self._value
+
+    def fold(self, *, policy: Policy) -> str:
+        encoded = Header(self._value, "utf-8", header_name=self.name).encode(linesep=policy.linesep)
+        return f"{self.name}: {encoded}{policy.linesep}"
+
+
+def _looks_encoded(text: str) -> bool:
+    """Text that holds the opening of encoded-word syntax, which decoders would act on."""
+    return "=?" in text
+
+
+def _text_field(name: str, value: str, *, utf8: bool) -> str | EncodedText:
+    """``value`` as the email package would write it, unless it could not arrive exact that way."""
+    return EncodedText(name, value) if _looks_encoded(value) or not (utf8 or value.isascii()) else value
 
 
 File = tuple[Attachment, bytes]
@@ -93,11 +127,11 @@ def build_message(
         if boxes:
             msg[name] = AddressField(name, boxes, utf8=utf8)
     if request.subject is not None:
-        msg["Subject"] = request.subject
+        msg["Subject"] = _text_field("Subject", request.subject, utf8=utf8)
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id_header
     for name, value in request.headers.items():
-        _set_custom(msg, name, value)
+        _set_custom(msg, name, _text_field(name, value, utf8=utf8))
 
     files = attachment_files(request, {}) if files is None else files
     inline = [f for f in files if f[0].content_id]
@@ -108,9 +142,12 @@ def build_message(
     return msg.as_bytes()
 
 
-def _set_custom(msg: EmailMessage, name: str, value: str) -> None:
+def _set_custom(msg: EmailMessage, name: str, value: str | EncodedText) -> None:
     # The header registry parses some names as structured fields, and its parser can raise on text
     # the model accepts (IndexError for "Resent-From: <" in 3.11): that is the client's error, not ours.
+    if isinstance(value, EncodedText):
+        msg[name] = value
+        return
     try:
         msg[name] = value
         msg[name].defects  # noqa: B018 - forces the lazy parse here, not in the generator
@@ -155,6 +192,42 @@ def _add(part: EmailMessage, file: File, *, inline_part: bool) -> None:
         )  # fmt: skip
     else:
         part.add_attachment(data, maintype, subtype, filename=attachment.filename)
+    payload = part.get_payload()
+    added = payload[-1] if isinstance(payload, list) else part
+    assert isinstance(added, EmailMessage)
+    _set_disposition(added, "inline" if inline_part else "attachment", attachment.filename)
+
+
+class Disposition:
+    """Content-Disposition with the file name as an RFC 2231 extended parameter, for names that look
+    encoded: the email package writes an ASCII name as a quoted-string, in which lenient readers (the
+    email package's own among them) decode RFC 2047; a 2231 value is percent-encoded and read as is."""
+
+    name = "Content-Disposition"
+
+    def __init__(self, kind: str, filename: str) -> None:
+        self._kind = kind
+        self._filename = filename
+
+    def __str__(self) -> str:
+        return f"{self._kind}; filename*=utf-8''{quote(self._filename, safe=_ATTRIBUTE_CHARS)}"
+
+    def fold(self, *, policy: Policy) -> str:
+        encoded = quote(self._filename, safe=_ATTRIBUTE_CHARS)
+        # RFC 2231 §3 continuations keep each line short; a chunk never splits a %XX escape.
+        chunks = re.findall(r"(?:%[0-9A-F]{2}|[^%]){1,20}", encoded)
+        params = [f"filename*{i}*={'utf-8' + chr(39) * 2 if i == 0 else ''}{c}" for i, c in enumerate(chunks)]
+        return f"{self.name}: {self._kind};" + ";".join(f"{policy.linesep} {p}" for p in params) + policy.linesep
+
+
+# RFC 2231 attribute-char: what may stand unencoded in an extended parameter value.
+_ATTRIBUTE_CHARS = "!#$&+-.^_`|~"
+
+
+def _set_disposition(part: EmailMessage, kind: str, filename: str) -> None:
+    if _looks_encoded(filename):
+        del part["Content-Disposition"]
+        part["Content-Disposition"] = Disposition(kind, filename)
 
 
 def _message_part(data: bytes, subtype: str, filename: str) -> EmailMessage:
@@ -176,4 +249,5 @@ def _message_part(data: bytes, subtype: str, filename: str) -> EmailMessage:
     else:
         raise InvalidRequest.at(field, f"message/{subtype} must be 7-bit text (RFC 2046 §5.2)")
     part.add_header("Content-Disposition", "attachment", filename=filename)
+    _set_disposition(part, "attachment", filename)
     return part

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from mailrelay.addresses import describe_char, find_forbidden_char, find_surrogate, has_encoded_word, parse_address
+from mailrelay.addresses import describe_char, find_forbidden_char, find_surrogate, parse_address
 from mailrelay.errors import InvalidRequest
 
 
@@ -25,8 +25,6 @@ def _header_safe(value: str) -> str:
     bad = find_forbidden_char(value)
     if bad is not None:
         raise ValueError(f"control or line-break character {describe_char(bad)} is not allowed")
-    if has_encoded_word(value):
-        raise ValueError("'=?' (RFC 2047 encoded-word syntax) is not accepted; send the text as Unicode")
     return value
 
 
