@@ -132,10 +132,10 @@ class BridgeHandler:
             client, accepted = await self.runtime.run_blocking(self._submit, server, session, envelope, data, received)
             if client is None or accepted is None:
                 return self._log_refusal(server, None, replies.AUTH_REQUIRED)
-            self.runtime.metrics.incr("messages_accepted")
+            self.runtime.metrics.incr("duplicates_answered" if accepted.duplicate else "messages_accepted")
             reply = replies.accepted(accepted.id)
             logger.info(
-                "message accepted",
+                "re-sent message answered with its first id" if accepted.duplicate else "message accepted",
                 extra={"client_address": server.client_address, "client_id": client.id,
                        "message_id": accepted.id, "recipients": len(envelope.rcpt_tos), "size": data.size,
                        "reply": reply},

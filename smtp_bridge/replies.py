@@ -10,6 +10,7 @@ import re
 
 from mailrelay.errors import (
     BareNewline,
+    InvalidControlHeader,
     InvalidRequest,
     LineTooLong,
     MailrelayError,
@@ -64,6 +65,8 @@ def for_error(error: BaseException) -> str:
         return LINE_TOO_LONG
     if isinstance(error, InsufficientStorage):
         return INSUFFICIENT_STORAGE
+    if isinstance(error, InvalidControlHeader):
+        return f"550 5.6.0 {_one_line(error.detail)}"
     if isinstance(error, InvalidRequest):
         return f"554 5.6.0 {_one_line(error.detail)}"
     if isinstance(error, Unauthenticated):

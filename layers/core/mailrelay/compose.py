@@ -21,7 +21,8 @@ from mailrelay.message_headers import (
 from mailrelay.mime_builder import File, attachment_files, build_message
 from mailrelay.models.send_request import SendRequest
 from mailrelay.settings import Settings
-from mailrelay.submission import FieldNames, Submission
+from mailrelay.smtp_controls import SmtpControls, control_keys, read_controls
+from mailrelay.submission import FieldNames, IngressKey, Submission
 
 _RAW_FIELDS = FieldNames(envelope_from="raw.mail_from", recipients="raw.rcpt_to", headers="raw.data")
 
@@ -112,12 +113,27 @@ def from_smtp(
     # The header section is parsed once (check() reuses the summary: the lines added here are neither
     # From nor Sender).
     summary = read_headers(data.head, "message")
-    head = without_fields(data.head, summary, BLIND_FIELDS)
+    controls = read_controls(summary.fields)
+    ingress = _ingress_key(summary, controls, data) if settings.dedup_window_seconds > 0 else None
+    head = without_fields(data.head, summary, BLIND_FIELDS | control_keys(summary.fields))
     extra = missing_headers(summary, message_id, settings.message_id_domain, now)
     if received or extra or head is not data.head:
         data = data.with_head(b"".join((received, extra, head)))
     return Submission(
         message_id=message_id, mail_from=mail_from, rcpt_to=tuple(rcpt_to), content=data,
-        source="smtp", smtputf8=smtputf8, headers=summary,
-        fields=FieldNames(envelope_from="MAIL FROM", recipients="RCPT TO", headers="header"),
+        source="smtp", smtputf8=smtputf8, headers=summary, ingress=ingress,
+        tags=controls.tags, metadata=controls.metadata, send_at=controls.send_at, delivery=controls.delivery,
+        fields=FieldNames(envelope_from="MAIL FROM", recipients="RCPT TO", headers="header",
+                          schedule="X-Mailrelay-Send-At"),
     )  # fmt: skip
+
+
+def _ingress_key(summary: HeaderSummary, controls: SmtpControls, data: MessageData) -> IngressKey | None:
+    """A re-send is the same client with the same idempotency key, or else the same Message-ID, and
+    the same content as the client sent it (mailrelay's own lines, Received: among them, differ)."""
+    if controls.idempotency_key is not None:
+        return IngressKey(f"idempotency-key:{controls.idempotency_key}", data.sha256(), "X-Mailrelay-Idempotency-Key")
+    message_id = next((f.value for f in summary.fields if f.key == "message-id"), None)
+    if message_id is None or not message_id.strip():
+        return None
+    return IngressKey(f"message-id:{message_id.strip().decode('utf-8', 'replace')}", data.sha256())

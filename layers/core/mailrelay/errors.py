@@ -41,6 +41,10 @@ class LineTooLong(InvalidRequest):
     """A line over RFC 5321's 998 octets."""
 
 
+class InvalidControlHeader(InvalidRequest):
+    """An X-Mailrelay-* header of an SMTP message that is unknown or holds a bad value."""
+
+
 class MessageTooLarge(MailrelayError):
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"message is {size} bytes; the limit is {limit} bytes")

@@ -106,6 +106,24 @@ class StatusStore(Protocol):
         ...
 
 
+# -- ingress de-duplication (a client re-sending what was already accepted) -----------------------
+
+
+@dataclass(frozen=True)
+class IngressRecord:
+    message_id: str
+    sha256: str  # of the message as the client sent it (before mailrelay's own header lines)
+    status: str  # what the first acceptance answered: queued or scheduled
+
+
+class IngressLog(Protocol):
+    def get(self, client_id: str, key: str, now: datetime) -> IngressRecord | None:
+        """The record for ``key`` unless it has expired by ``now``."""
+        ...
+
+    def put(self, client_id: str, key: str, record: IngressRecord, expires_at: datetime) -> None: ...
+
+
 # -- clients ------------------------------------------------------------------------------------
 
 

@@ -41,6 +41,9 @@ class Settings(BaseModel):
     status_ttl_days: int = Field(30, alias="MAILRELAY_STATUS_TTL_DAYS", ge=1)
     idempotency_ttl_seconds: int = Field(86400, alias="MAILRELAY_IDEMPOTENCY_TTL_SECONDS", ge=60)
     retry_after_seconds: int = Field(5, alias="MAILRELAY_RETRY_AFTER_SECONDS", ge=1)
+    # The SMTP bridge answers a re-sent message (same client, same Message-ID or X-Mailrelay-Idempotency-Key,
+    # same content) within this window with the first message's id, and queues nothing. 0: off.
+    dedup_window_seconds: int = Field(86400, alias="MAILRELAY_DEDUP_WINDOW_SECONDS", ge=0, le=7 * 86400)
 
 
 class ConfigurationError(RuntimeError):

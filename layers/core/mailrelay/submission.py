@@ -17,6 +17,7 @@ from typing import Literal
 
 from mailrelay.addresses import parse_address, sender_allowed
 from mailrelay.errors import (
+    InvalidControlHeader,
     InvalidRequest,
     MailrelayError,
     MessageTooLarge,
@@ -29,7 +30,7 @@ from mailrelay.message_headers import HeaderSummary, read_headers
 from mailrelay.models.client import Client
 from mailrelay.models.queued_message import InlinePayload, QueuedMessage, S3Payload
 from mailrelay.models.status import DeliveryMode, MessageStatus, RecipientStatus
-from mailrelay.ports import OutgoingMessage, PayloadStore, Queue, StatusStore, StorageError
+from mailrelay.ports import IngressLog, IngressRecord, OutgoingMessage, PayloadStore, Queue, StatusStore, StorageError
 from mailrelay.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,17 @@ class FieldNames:
     headers: str = "from"
     schedule: str = "send_at"
     expiry: str = "expires_at"
+
+
+@dataclass(frozen=True)
+class IngressKey:
+    """What makes a re-sent SMTP message recognisable: a key, and the hash of what the client sent."""
+
+    key: str
+    sha256: str
+    # Where an explicit key came from (the same key with other content is then refused); None for a
+    # Message-ID, where other content simply makes another message.
+    field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,7 @@ class Submission:
     # The header section's summary when the composer already parsed it strictly (from ``data``'s own
     # From/Sender lines): check() then does not parse it a second time.
     headers: HeaderSummary | None = None
+    ingress: IngressKey | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,7 @@ class CheckedEnvelope:
 class Accepted:
     id: str
     status: Literal["queued", "scheduled"]
+    duplicate: bool = False  # a re-sent message answered with the first one's id; nothing was queued
 
 
 @dataclass
@@ -106,12 +120,14 @@ class SubmissionService:
         payloads: PayloadStore,
         statuses: StatusStore,
         clock: Callable[[], datetime] = utcnow,
+        ingress: IngressLog | None = None,
     ) -> None:
         self.settings = settings
         self.queue = queue
         self.payloads = payloads
         self.statuses = statuses
         self.clock = clock
+        self.ingress = ingress
 
     # -- policy ---------------------------------------------------------------------------------
 
@@ -159,13 +175,52 @@ class SubmissionService:
 
     def submit(self, client: Client, sub: Submission, *, max_recipients: int | None = None) -> Accepted:
         envelope = self.check(client, sub, max_recipients=max_recipients)
+        seen = self._seen(client, sub)
+        if seen is not None:
+            return seen
         prepared = self._store(client, sub, envelope)
         try:
             self.queue.send(prepared.outgoing)
         except StorageError as exc:
             self._rollback(prepared)
             raise self._unavailable(exc) from exc
-        return self._accepted(prepared)
+        accepted = self._accepted(prepared)
+        self._remember(client, sub, accepted)
+        return accepted
+
+    # -- ingress de-duplication -------------------------------------------------------------------
+
+    def _seen(self, client: Client, sub: Submission) -> Accepted | None:
+        """The first acceptance of the same message, when this is a re-send within the window.
+
+        The log is best effort: when it cannot be read the message is accepted again (a duplicate
+        is better than a refusal the client cannot act on).
+        """
+        if sub.ingress is None or self.ingress is None or self.settings.dedup_window_seconds <= 0:
+            return None
+        try:
+            record = self.ingress.get(client.id, sub.ingress.key, self.clock())
+        except StorageError as exc:
+            logger.warning("ingress log not readable, message not checked for re-sends: %s", exc)
+            return None
+        if record is None:
+            return None
+        if record.sha256 == sub.ingress.sha256:
+            return Accepted(record.message_id, "scheduled" if record.status == "scheduled" else "queued", True)
+        if sub.ingress.field is not None:
+            raise InvalidControlHeader.at(sub.ingress.field, "was used for a different message within the last "
+                                          f"{self.settings.dedup_window_seconds} seconds")  # fmt: skip
+        return None
+
+    def _remember(self, client: Client, sub: Submission, accepted: Accepted) -> None:
+        if sub.ingress is None or self.ingress is None or self.settings.dedup_window_seconds <= 0:
+            return
+        record = IngressRecord(accepted.id, sub.ingress.sha256, accepted.status)
+        expires = self.clock() + timedelta(seconds=self.settings.dedup_window_seconds)
+        try:
+            self.ingress.put(client.id, sub.ingress.key, record, expires)
+        except StorageError as exc:
+            logger.warning("ingress log not written for %s (a re-send would be queued again): %s", accepted.id, exc)
 
     def submit_batch(self, client: Client, subs: list[Submission | MailrelayError]) -> list[Accepted | MailrelayError]:
         """Each item succeeds or fails on its own; the queue writes go out 10 at a time."""

@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from mailrelay.adapters.dynamo_clients import DynamoClientStore
+from mailrelay.adapters.dynamo_ingress import DynamoIngressLog
 from mailrelay.adapters.dynamo_messages import DynamoStatusStore
 from mailrelay.adapters.group_commit import GroupCommitQueue
 from mailrelay.adapters.s3_payloads import S3PayloadStore
@@ -58,4 +59,5 @@ class Services:
 
     @cached_property
     def submissions(self) -> SubmissionService:
-        return SubmissionService(self.settings, self.queue, self.payloads, self.statuses)
+        ingress = DynamoIngressLog(self.settings.idempotency_table, self.dynamodb)
+        return SubmissionService(self.settings, self.queue, self.payloads, self.statuses, ingress=ingress)
