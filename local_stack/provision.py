@@ -45,11 +45,15 @@ def provision(session: Any, template: dict[str, Any] | None = None, prefix: str 
             ]
             out.queue_attributes[logical] = attributes
         elif kind == "AWS::DynamoDB::Table":
+            options: dict[str, Any] = {}
+            if "GlobalSecondaryIndexes" in props:
+                options["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
             ddb.create_table(
                 TableName=name,
                 AttributeDefinitions=props["AttributeDefinitions"],
                 KeySchema=props["KeySchema"],
                 BillingMode="PAY_PER_REQUEST",
+                **options,
             )
             out.names[logical] = name
         elif kind == "AWS::S3::Bucket":

@@ -22,6 +22,7 @@ from mailrelay.api.idempotency import IdempotentRunner
 from mailrelay.api.operations import ApiOperations, Reply
 from mailrelay.api.problems import PROBLEM_JSON, Problem, problem_for
 from mailrelay.errors import MailrelayError, NotFound
+from mailrelay.history import MessageHistory
 from mailrelay.settings import Settings, get_settings
 from mailrelay.wiring import Services
 
@@ -39,6 +40,8 @@ def build_operations(settings: Settings, services: Services | None = None) -> Ap
         services.statuses,
         IdempotentRunner(settings.idempotency_table, settings.idempotency_ttl_seconds),
         services.uploads,
+        MessageHistory(services.statuses),
+        services.statuses,
     )
 
 
@@ -89,6 +92,19 @@ def create_app(operations: Callable[[], ApiOperations]) -> APIGatewayHttpResolve
         ops = operations()
         client = ops.authenticate(header("authorization"))
         return _json_response(ops.create_upload(client, body()))
+
+    @app.get("/v1/messages")
+    def list_messages() -> Response[str]:
+        ops = operations()
+        authorization = header("authorization")
+        client = ops.authenticate(authorization)
+        return _json_response(ops.list_messages(client, authorization, app.current_event.query_string_parameters))
+
+    @app.post("/v1/messages/<message_id>/cancel")
+    def cancel_message(message_id: str) -> Response[str]:
+        ops = operations()
+        client = ops.authenticate(header("authorization"))
+        return _json_response(ops.cancel_message(client, message_id))
 
     @app.get("/v1/messages/<message_id>")
     def get_message(message_id: str) -> Response[str]:

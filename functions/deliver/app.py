@@ -35,7 +35,7 @@ class KeepRecord(Exception):
 def metric_for(reason: RecordReason) -> str | None:
     """The metric a record's outcome counts in; mypy proves every reason is decided here."""
     match reason:
-        case "delivered" | "deferred" | "failed" | "expired" | "uncertain" | "quarantined":
+        case "delivered" | "deferred" | "failed" | "expired" | "uncertain" | "quarantined" | "cancelled":
             return reason.capitalize()
         case "duplicate":
             return "DuplicateSkipped"

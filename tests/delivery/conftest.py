@@ -393,3 +393,11 @@ def smtp_sink() -> Iterator[Callable[..., Sink]]:
         process.terminate()
         process.wait(timeout=5)
     shutil.rmtree(dumps, ignore_errors=True)
+
+
+@pytest.fixture
+def upstream(delivery: Any, smtp_server: Any, upstream_secret: str) -> Any:
+    """A STARTTLS upstream that delivery is configured to use, recording what it receives."""
+    server = smtp_server("starttls")
+    delivery.configure(delivery.upstream(server, "starttls", secret_id=upstream_secret))
+    return server

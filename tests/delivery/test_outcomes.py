@@ -9,13 +9,6 @@ import pytest
 from tests.support import free_port
 
 
-@pytest.fixture
-def upstream(delivery, smtp_server, upstream_secret):
-    server = smtp_server("starttls")
-    delivery.configure(delivery.upstream(server, "starttls", secret_id=upstream_secret))
-    return server
-
-
 def test_4xx_then_2xx_is_deferred_then_delivered(delivery, upstream):
     # Given: the upstream answers the data with a temporary failure once
     upstream.recorder.data_replies = ["451 4.3.0 Temporary local problem, try later"]

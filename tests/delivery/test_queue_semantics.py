@@ -7,19 +7,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import boto3
-import pytest
 
 import mailrelay.submission
 from mailrelay.delivery.deadline import Deadline
 from mailrelay.delivery.wiring import build_worker
 from tests.support import free_port
-
-
-@pytest.fixture
-def upstream(delivery, smtp_server, upstream_secret):
-    server = smtp_server("starttls")
-    delivery.configure(delivery.upstream(server, "starttls", secret_id=upstream_secret))
-    return server
 
 
 def dead_letters(delivery) -> list[dict]:

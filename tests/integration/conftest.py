@@ -4,6 +4,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import boto3
 import pytest
@@ -50,7 +51,7 @@ class Api:
 
     def __call__(
         self, method: str, path: str, body: Any = None, *, key: str | None = None,
-        headers: dict[str, str] | None = None, raw_body: str | None = None,
+        headers: dict[str, str] | None = None, raw_body: str | None = None, query: dict[str, str] | None = None,
     ) -> ApiResponse:  # fmt: skip
         template = {
             ("POST", "/v1/messages"): "api_send_message.json",
@@ -72,6 +73,10 @@ class Api:
         elif body is not None:
             event["body"] = json.dumps(body)
             event["headers"]["content-type"] = "application/json"
+        event.pop("queryStringParameters", None)
+        event["rawQueryString"] = urlencode(query or {})
+        if query:
+            event["queryStringParameters"] = dict(query)
         if path.startswith("/v1/messages/") and path != "/v1/messages/batch":
             event["pathParameters"] = {"id": path.rsplit("/", 1)[1]}
         result = self.handler(event, LambdaContext())

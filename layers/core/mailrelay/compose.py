@@ -71,7 +71,7 @@ def from_request(
     tags = {t.name: t.value for t in request.tags}
     common = {
         "message_id": message_id, "source": "api", "send_at": request.send_at, "expires_at": request.expires_at,
-        "delivery": request.delivery, "tags": tags, "metadata": dict(request.metadata),
+        "delivery": request.delivery, "tags": tags, "metadata": dict(request.metadata), "subject": request.subject,
     }  # fmt: skip
     if request.raw is not None:
         raw = request.raw

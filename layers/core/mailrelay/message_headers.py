@@ -15,8 +15,11 @@ backslashes cost seconds at 40 KB).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 
 from mailrelay.addresses import MailAddress, parse_address
 from mailrelay.errors import InvalidRequest
@@ -78,6 +81,16 @@ class HeaderSummary:
 
     def has_non_ascii(self) -> bool:
         return any(not f.value.isascii() for f in self.fields)
+
+    def subject(self) -> str | None:
+        """The Subject as a reader sees it (RFC 2047 decoded; undecodable parts as written), for listings."""
+        field = next((f for f in self.fields if f.key == "subject"), None)
+        if field is None:
+            return None
+        text = field.value.decode("utf-8", "replace")
+        with contextlib.suppress(HeaderParseError, LookupError, UnicodeError, ValueError):
+            text = str(make_header(decode_header(text)))
+        return text[:998]
 
 
 def _section(data: bytes) -> bytes | None:

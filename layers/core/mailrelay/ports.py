@@ -106,6 +106,47 @@ class StatusStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Cancelled:
+    status: MessageStatus
+
+
+@dataclass(frozen=True)
+class NotCancellable:
+    state: str
+
+
+CancelResult = Cancelled | NotCancellable | NoStatus
+
+
+class Cancellation(Protocol):
+    def cancel(self, message_id: str, client_id: str, now: datetime) -> CancelResult:
+        """Make the client's message ``cancelled`` if it is queued, scheduled or deferred (one write)."""
+        ...
+
+
+# -- message history (a client's messages, newest first) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    states: frozenset[str] | None = None
+    recipient: str | None = None  # normalised address
+    tag: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    statuses: list[MessageStatus]
+    resume_before: str | None  # the position to continue below when the read stopped early, else None
+
+
+class HistoryStore(Protocol):
+    def history(self, client_id: str, *, lower: str, upper: str, matching: HistoryFilter, limit: int) -> HistoryPage:
+        """Up to ``limit`` of the client's messages with positions in [lower, upper), newest first."""
+        ...
+
+
 # -- ingress de-duplication (a client re-sending what was already accepted) -----------------------
 
 

@@ -82,6 +82,7 @@ class Submission:
     # From/Sender lines): check() then does not parse it a second time.
     headers: HeaderSummary | None = None
     ingress: IngressKey | None = None
+    subject: str | None = None
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,7 @@ class SubmissionService:
             mail_from=envelope.mail_from, recipients=[RecipientStatus(address=r) for r in envelope.rcpt_to],
             size=content.size, sha256=sha, created_at=now, updated_at=now, send_at=sub.send_at,
             expires_at=expires, delivery=sub.delivery, source=sub.source, tags=sub.tags, metadata=sub.metadata,
+            subject=sub.subject if sub.subject is not None or sub.headers is None else sub.headers.subject(),
         )  # fmt: skip
         try:
             self.statuses.create(status)

@@ -12,8 +12,26 @@ from typing import TYPE_CHECKING, Any
 
 from mailrelay.adapters.aws import aws_call, lazy
 from mailrelay.adapters.dynamo import from_item, to_item
-from mailrelay.models.status import FINAL_MESSAGE_STATES, MessageStatus
-from mailrelay.ports import AlreadyFinal, Leased, LeaseHeld, LeaseLost, LeaseResult, NoStatus, StorageError
+from mailrelay.history import position_of
+from mailrelay.models.status import CANCELLABLE_STATES, FINAL_MESSAGE_STATES, MessageStatus
+from mailrelay.ports import (
+    AlreadyFinal,
+    Cancelled,
+    CancelResult,
+    HistoryFilter,
+    HistoryPage,
+    Leased,
+    LeaseHeld,
+    LeaseLost,
+    LeaseResult,
+    NoStatus,
+    NotCancellable,
+    StorageError,
+)
+
+HISTORY_INDEX = "ByClient"  # template.yaml, MessagesTable
+# Items one history request may read before answering with fewer (and a cursor to go on).
+HISTORY_READ_BUDGET = 1000
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
@@ -46,6 +64,9 @@ class DynamoStatusStore:
     def _item(self, status: MessageStatus) -> dict[str, Any]:
         data = status.model_dump(mode="json")
         data["ttl"] = int((status.expires_at + self.ttl).timestamp())
+        # The history index (ByClient: client_id, listed_at) and its recipient filter.
+        data["listed_at"] = position_of(status.created_at, status.id)
+        data["rcpt"] = [r.address.lower() for r in status.recipients]  # searched without regard to case
         return to_item(data)
 
     def create(self, status: MessageStatus) -> None:
@@ -74,6 +95,80 @@ class DynamoStatusStore:
     def delete(self, message_id: str) -> None:
         with aws_call("DynamoDB DeleteItem"):
             self._client().delete_item(TableName=self.table, Key={"id": {"S": message_id}})
+
+    # -- history and cancel ---------------------------------------------------------------------
+
+    def history(self, client_id: str, *, lower: str, upper: str, matching: HistoryFilter, limit: int) -> HistoryPage:
+        """Query the client's partition of the history index, newest first; a filter is applied after
+        DynamoDB reads a page, so the read may stop (after HISTORY_READ_BUDGET items) with fewer."""
+        names = {"#c": "client_id", "#p": "listed_at"}
+        values: dict[str, Any] = {":c": {"S": client_id}, ":lo": {"S": lower}, ":hi": {"S": upper}}
+        filters = []
+        if matching.states:
+            keys = [f":s{i}" for i in range(len(matching.states))]
+            values.update({k: {"S": s} for k, s in zip(keys, sorted(matching.states), strict=True)})
+            names["#s"] = "state"
+            filters.append(f"#s IN ({', '.join(keys)})")
+        if matching.recipient:
+            values[":r"] = {"S": matching.recipient}
+            filters.append("contains(rcpt, :r)")
+        if matching.tag:
+            names.update({"#t": "tags", "#tn": matching.tag[0]})
+            values[":tv"] = {"S": matching.tag[1]}
+            filters.append("#t.#tn = :tv")
+        request: dict[str, Any] = {
+            "TableName": self.table, "IndexName": HISTORY_INDEX, "ScanIndexForward": False,
+            "KeyConditionExpression": "#c = :c AND #p BETWEEN :lo AND :hi",
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+        }  # fmt: skip
+        if filters:
+            request["FilterExpression"] = " AND ".join(filters)
+        found: list[MessageStatus] = []
+        read = 0
+        while True:
+            request["Limit"] = min(max(limit - len(found), 10), HISTORY_READ_BUDGET - read)
+            with aws_call("DynamoDB Query"):
+                response = self._client().query(**request)
+            read += response.get("ScannedCount", 0)
+            for item in response.get("Items", []):
+                data = from_item(item)
+                if data["listed_at"] != upper:  # the upper bound is exclusive
+                    found.append(MessageStatus.model_validate(data))
+            last = response.get("LastEvaluatedKey")
+            if len(found) >= limit or last is None:
+                return HistoryPage(found[:limit], None)
+            if read >= HISTORY_READ_BUDGET:
+                return HistoryPage(found, last["listed_at"]["S"])
+            request["ExclusiveStartKey"] = last
+
+    def cancel(self, message_id: str, client_id: str, now: datetime) -> CancelResult:
+        """One conditional write: the delivery lease is taken the same way, so of a cancel and a send
+        that start together exactly one wins, and a cancelled record is never leased."""
+        allowed = {f":may_{state}": {"S": state} for state in sorted(CANCELLABLE_STATES)}
+        try:
+            with aws_call("DynamoDB UpdateItem"):
+                response = self._client().update_item(
+                    TableName=self.table,
+                    Key={"id": {"S": message_id}},
+                    UpdateExpression="SET #s = :cancelled, updated_at = :now, completed_at = :now",
+                    ConditionExpression=f"client_id = :client AND #s IN ({', '.join(allowed)})",
+                    ExpressionAttributeNames={"#s": "state"},
+                    ExpressionAttributeValues={
+                        ":cancelled": {"S": "cancelled"}, ":now": {"S": now.isoformat()},
+                        ":client": {"S": client_id}, **allowed,
+                    },
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )  # fmt: skip
+        except StorageError as exc:
+            refused = _conditional_failure(exc)
+            if refused is None:
+                raise
+            item: Any = refused.response.get("Item")
+            if not item or item.get("client_id", {}).get("S") != client_id:
+                return NoStatus()
+            return NotCancellable(item["state"]["S"])
+        return Cancelled(MessageStatus.model_validate(from_item(response["Attributes"])))
 
     # -- delivery lease -------------------------------------------------------------------------
 

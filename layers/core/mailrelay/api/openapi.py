@@ -106,6 +106,29 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [_IDEMPOTENCY_HEADER],
                     "requestBody": _with_schema(json_body, "SendRequest"),
                     "responses": {"202": _json("Accepted and durably queued", "Accepted"), **_COMMON_ERRORS},
+                },
+                "get": {
+                    "operationId": "listMessages",
+                    "summary": "This client's messages, newest first, filtered, page by page",
+                    "parameters": _HISTORY_PARAMETERS,
+                    "responses": {
+                        "200": {"description": "A page", "content": {"application/json": {"schema": _HISTORY_PAGE}}},
+                        "401": _COMMON_ERRORS["401"],
+                        "422": _problem("A filter or the cursor is invalid; `errors` names the parameter"),
+                    },
+                },
+            },
+            "/v1/messages/{id}/cancel": {
+                "post": {
+                    "operationId": "cancelMessage",
+                    "summary": "Cancel a queued, scheduled or deferred message: it will never be sent",
+                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": _json("The status record, now cancelled", "MessageStatus"),
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such message for this client"),
+                        "409": _problem("The message is being sent or is already final; `detail` names its state"),
+                    },
                 }
             },
             "/v1/messages/batch": {
@@ -150,6 +173,37 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema or {"type": "string"}}  # fmt: skip
+
+
+_HISTORY_PARAMETERS = [
+    _query("state", "one state, or several separated by commas"),
+    _query("recipient", "an envelope recipient (matched without regard to case)"),
+    _query("tag", "name:value"),
+    _query("since", "RFC 3339 date-time: created at or after", {"type": "string", "format": "date-time"}),
+    _query("until", "RFC 3339 date-time: created at or before", {"type": "string", "format": "date-time"}),
+    _query("limit", "1-100, default 20", {"type": "integer", "minimum": 1, "maximum": 100}),
+    _query("cursor", "next_cursor of the previous page, with the same filters"),
+]
+_HISTORY_PAGE: dict[str, Any] = {
+    "type": "object",
+    "required": ["messages", "next_cursor", "has_more"],
+    "properties": {
+        "messages": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
+            "from": {"type": "string"}, "subject": {"type": ["string", "null"]}, "state": {"type": "string"},
+            "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+            "recipients": {"type": "array", "items": {"type": "object", "properties": {
+                "address": {"type": "string"}, "state": {"type": "string"}}}},
+        }}},
+        "next_cursor": {"type": ["string", "null"]},
+        "has_more": {"type": "boolean"},
+    },
+}  # fmt: skip
 
 
 def _json(description: str, model: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +23,12 @@ from mailrelay.errors import (
     RequestTooLarge,
     TemporarilyUnavailable,
 )
+from mailrelay.history import MessageHistory
 from mailrelay.ids import is_message_id
 from mailrelay.models.client import Client
 from mailrelay.models.send_request import SendRequest
 from mailrelay.models.upload import UploadRequest
-from mailrelay.ports import StatusStore, StorageError
+from mailrelay.ports import Cancellation, Cancelled, NotCancellable, StatusStore, StorageError
 from mailrelay.settings import Settings
 from mailrelay.submission import Accepted, Submission, SubmissionService, utcnow
 from mailrelay.uploads import UploadService
@@ -57,6 +59,8 @@ class ApiOperations:
         statuses: StatusStore,
         idempotency: IdempotentRunner,
         uploads: UploadService,
+        history: MessageHistory,
+        cancellation: Cancellation,
     ) -> None:
         self.settings = settings
         self.clients = clients
@@ -64,6 +68,8 @@ class ApiOperations:
         self.statuses = statuses
         self.idempotency = idempotency
         self.uploads = uploads
+        self.history = history
+        self.cancellation = cancellation
 
     def authenticate(self, authorization: str | None) -> Client:
         try:
@@ -186,6 +192,32 @@ class ApiOperations:
         except StorageError as exc:
             raise TemporarilyUnavailable("the upload store is unavailable, please retry",
                                          retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
+
+    def list_messages(self, client: Client, authorization: str | None, params: Mapping[str, str] | None) -> Reply:
+        # Cursors are signed with a key derived from the caller's API key (see mailrelay.history).
+        token = bearer_token(authorization) or ""  # authenticated already: never empty here
+        cursor_key = hashlib.sha256(b"mailrelay history cursor\0" + token.encode()).digest()
+        try:
+            return Reply(200, self.history.page(client.id, params, cursor_key))
+        except StorageError as exc:
+            raise TemporarilyUnavailable("the status store is unavailable, please retry",
+                                         retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
+
+    def cancel_message(self, client: Client, message_id: str) -> Reply:
+        if not is_message_id(message_id):
+            raise NotFound(f"no message {message_id!r} for this client")
+        try:
+            result = self.cancellation.cancel(message_id, client.id, utcnow())
+        except StorageError as exc:
+            raise TemporarilyUnavailable("the status store is unavailable, please retry",
+                                         retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
+        match result:
+            case Cancelled(status):
+                return Reply(200, status.public_view())
+            case NotCancellable(state):
+                raise Conflict(f"the message is {state}: only queued, scheduled or deferred messages can be cancelled")
+            case _:
+                raise NotFound(f"no message {message_id!r} for this client")
 
     def get_message(self, client: Client, message_id: str) -> Reply:
         try:

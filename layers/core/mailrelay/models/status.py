@@ -7,9 +7,13 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 DeliveryMode = Literal["at_least_once", "at_most_once"]
-MessageState = Literal["queued", "scheduled", "sending", "delivered", "deferred", "failed", "expired", "uncertain"]
+MessageState = Literal[
+    "queued", "scheduled", "sending", "delivered", "deferred", "failed", "expired", "uncertain", "cancelled"
+]
 RecipientState = Literal["pending", "delivered", "deferred", "failed", "expired", "uncertain"]
-FINAL_MESSAGE_STATES: frozenset[str] = frozenset({"delivered", "failed", "expired"})
+FINAL_MESSAGE_STATES: frozenset[str] = frozenset({"delivered", "failed", "expired", "cancelled"})
+# What POST /v1/messages/{id}/cancel may stop: nothing is being sent and nothing is final.
+CANCELLABLE_STATES: frozenset[str] = frozenset({"queued", "scheduled", "deferred"})
 
 
 class SmtpReply(BaseModel):
@@ -48,6 +52,7 @@ class MessageStatus(BaseModel):
     source: Literal["api", "smtp"] = "api"
     tags: dict[str, str] = {}
     metadata: dict[str, str] = {}
+    subject: str | None = None  # as the recipients will read it (decoded), for history listings
 
     @property
     def is_final(self) -> bool:
