@@ -62,6 +62,8 @@ def behaviour_of(recipient: str) -> Behaviour | None:
 def simulate(upstream: SimulatorUpstream, envelope: Envelope, data: bytes, attempt: int) -> AttemptResult:
     """One transaction for ``envelope`` (every recipient in the simulator's domain) on the message's
     ``attempt``-th try (1 for the first)."""
+    if upstream.copy_to:
+        _keep_copy(Path(upstream.copy_to), data)
     outcomes: dict[str, RecipientOutcome] = {}
     accepted: dict[str, Behaviour] = {}
     for rcpt in envelope.rcpt_to:
@@ -81,7 +83,10 @@ def simulate(upstream: SimulatorUpstream, envelope: Envelope, data: bytes, attem
     final = _reply(_POLICY if "reject" in after else _ACCEPTED)
     outcomes.update({r: outcome_of(final) for r in accepted})
     if final.code == 250:
-        _delivered(upstream, envelope, data, [r for r, b in accepted.items() if b.complaint])
+        for rcpt in (r for r, b in accepted.items() if b.complaint):
+            # Where a complaint enters the SES feedback path (suppression, complaint events) once that
+            # path exists; until then it is only logged.
+            logger.info("simulated complaint", extra={"recipient": rcpt, "mail_from": envelope.mail_from})
     return AttemptResult(outcomes, upstream.name)
 
 
@@ -100,19 +105,13 @@ def _reply(line: str) -> SmtpReply:
     return reply_from(int(code), text)
 
 
-def _delivered(upstream: SimulatorUpstream, envelope: Envelope, data: bytes, complaints: list[str]) -> None:
-    if upstream.copy_to:
-        _write_copy(Path(upstream.copy_to), data)
-    for rcpt in complaints:
-        # Where a complaint enters the SES feedback path (suppression, complaint events) once that path
-        # exists; until then the complaint is only logged.
-        logger.info("simulated complaint", extra={"recipient": rcpt, "mail_from": envelope.mail_from})
-
-
-def _write_copy(folder: Path, data: bytes) -> None:
-    """As the local capture server names its files, so one folder holds both."""
+def _keep_copy(folder: Path, data: bytes) -> None:
+    """Named as the local capture server names its files; once per message, however often it is retried."""
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"{time.strftime('%Y%m%dT%H%M%S')}-{hashlib.sha256(data).hexdigest()[:12]}.eml"
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    if any(folder.glob(f"*-{digest}.eml")):
+        return
+    name = f"{time.strftime('%Y%m%dT%H%M%S')}-{digest}.eml"
     tmp = folder / f".{name}.{os.getpid()}.tmp"
     tmp.write_bytes(data)
     tmp.replace(folder / name)  # atomic: a reader never sees half a message

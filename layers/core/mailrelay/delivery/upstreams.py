@@ -85,7 +85,7 @@ class SimulatorUpstream(BaseModel):
     type: Literal["simulator"]
     name: str = Field("simulator", min_length=1)
     domain: str = Field(SIMULATOR_DOMAIN, min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.-]+$")
-    # Local stacks only: each message the simulator accepts is also written here as a .eml file.
+    # Local stacks: a copy of each message the simulator is given (whatever it answers), as a .eml file.
     copy_to: str | None = None
 
     @field_validator("domain")
