@@ -16,7 +16,7 @@ def with_simulator(upstreams_json: str, copy_to: Path) -> tuple[str, str | None]
     from mailrelay.delivery.upstreams import SIMULATOR_DOMAIN
 
     try:
-        upstreams: list[dict[str, Any]] = json.loads(upstreams_json) if upstreams_json else []
+        upstreams: list[dict[str, Any]] = json.loads(upstreams_json)
     except ValueError:
         return upstreams_json, None
     if not isinstance(upstreams, list) or not all(isinstance(u, dict) for u in upstreams):

@@ -176,9 +176,9 @@ class LocalStack:
             upstream_note = f"local capture server on {host}:{capture.port} (STARTTLS)"
         from local_stack.simulated import LOCAL_RETRY_SCHEDULE, with_simulator
 
-        simulated_dir = self.state / "simulated"
-        upstreams, simulator_domain = with_simulator(os.environ.get("MAILRELAY_UPSTREAMS", ""), simulated_dir)
-        if upstreams:
+        simulated_dir, simulator_domain = self.state / "simulated", None
+        if os.environ.get("MAILRELAY_UPSTREAMS"):  # not with an SSM parameter, which the list would override
+            upstreams, simulator_domain = with_simulator(os.environ["MAILRELAY_UPSTREAMS"], simulated_dir)
             os.environ["MAILRELAY_UPSTREAMS"] = upstreams
         for name, value in LOCAL_RETRY_SCHEDULE.items():
             os.environ.setdefault(name, value)
