@@ -9,8 +9,8 @@ TOOLS_STAMP := $(TOOLS)/.installed
 SYSTEM_STAMP := .venv/.system-packages
 # checkov gets its own environment: it would downgrade SAM CLI's boto3.
 CHECKOV := $(TOOLS)/checkov/bin/checkov
-# Debian packages the tests use as real peers and clients.
-APT_PACKAGES := swaks msmtp postfix libnet-ssleay-perl
+# Debian packages the tests use as real peers and clients (chromium drives the mail viewer's tests).
+APT_PACKAGES := swaks msmtp postfix libnet-ssleay-perl chromium chromium-driver
 # sam build looks for the function runtime's interpreter; pyenv has it on these machines.
 SAM_ENV := AWS_DEFAULT_REGION=eu-west-1 SAM_CLI_TELEMETRY=0 PYENV_VERSION=$(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.11' | head -1):$(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.13' | head -1)
 
@@ -32,8 +32,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Real peers for the tests (swaks, msmtp, Postfix's smtp-sink); installed when we are root.
-$(SYSTEM_STAMP): | $(STAMP)
+# Real peers for the tests (swaks, msmtp, Postfix's smtp-sink) and the browser the viewer's tests drive; installed when we are root.
+$(SYSTEM_STAMP): Makefile | $(STAMP)
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \

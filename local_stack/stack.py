@@ -22,7 +22,7 @@ from local_stack.template import load_template, project_root
 
 logger = logging.getLogger("mailrelay.local")
 
-DEFAULT_PORTS = {"api": 8787, "smtp": 2587, "smtps": 2465, "capture": 2525, "aws": 4577}
+DEFAULT_PORTS = {"api": 8787, "smtp": 2587, "smtps": 2465, "capture": 2525, "aws": 4577, "viewer": 8788}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -174,6 +174,14 @@ class LocalStack:
                   "ca_file": str(tls.ca_cert)}]
             )  # fmt: skip
             upstream_note = f"local capture server on {host}:{capture.port} (STARTTLS)"
+        from local_stack.simulated import LOCAL_RETRY_SCHEDULE, with_simulator
+
+        simulated_dir, simulator_domain = self.state / "simulated", None
+        if os.environ.get("MAILRELAY_UPSTREAMS"):  # not with an SSM parameter, which the list would override
+            upstreams, simulator_domain = with_simulator(os.environ["MAILRELAY_UPSTREAMS"], simulated_dir)
+            os.environ["MAILRELAY_UPSTREAMS"] = upstreams
+        for name, value in LOCAL_RETRY_SCHEDULE.items():
+            os.environ.setdefault(name, value)
 
         # Handlers read their settings at import, as at a Lambda cold start: environment first.
         if str(project_root()) not in sys.path:
@@ -228,6 +236,14 @@ class LocalStack:
         bridge_ports = bridge.start()
         self.components.append(bridge)
 
+        from local_stack.viewer import ViewerServer
+
+        messages_table = aws.resources.names["MessagesTable"]
+        viewer = ViewerServer(host, args.viewer_port, [capture_dir, simulated_dir], messages_table,
+                              boto3.client("dynamodb", region_name=REGION))  # fmt: skip
+        viewer.start()
+        self.components.append(viewer)
+
         info = {
             "api_url": f"http://{host}:{gateway.port}",
             "api_key": key,
@@ -239,6 +255,8 @@ class LocalStack:
             "allowed_senders": list(self.args.allow_from),
             "capture_dir": str(capture_dir),
             "ca_cert": str(tls.ca_cert),
+            "viewer_url": viewer.url,
+            "simulator_domain": simulator_domain,
             "upstream": upstream_note,
             "aws_endpoint_url": aws.endpoint_url,
             "aws_region": REGION,
@@ -294,6 +312,15 @@ def print_banner(info: dict[str, Any], info_path: Path) -> None:
         f"  CA certificate  {info['ca_cert']}",
         f"  delivering to   {info['upstream']}",
         f"  captured mail   {info['capture_dir']}",
+        f"  mail viewer     {info['viewer_url']}   (JSON API: {info['viewer_url']}/api/v1/messages)",
+        *(
+            [
+                f"  simulator       <behaviour>@{info['simulator_domain']}   (delivered, bounce, policy, defer, "
+                "defer-always, timeout, complaint)"
+            ]
+            if info.get("simulator_domain")
+            else []
+        ),
         f"  AWS stand-in    {info['aws_endpoint_url']} (moto)",
         "",
         f"  The same, as JSON: {info_path}",

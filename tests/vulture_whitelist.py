@@ -17,3 +17,5 @@ _.readable  # io.RawIOBase protocol: io.BufferedReader calls it (mailrelay.messa
 _.seekable  # io.RawIOBase protocol: botocore asks before rewinding a body for a retry
 _.tell  # io.RawIOBase protocol: botocore reads a body's start position
 _._create_envelope  # aiosmtpd's documented factory hook, called for every new transaction
+_.should_exit  # uvicorn's Server reads it to stop serving (local_stack.viewer.ViewerServer.stop)
+_.binary_location  # Selenium's ChromeOptions: which browser chromedriver starts (tests/viewer/test_browser.py)

@@ -43,7 +43,7 @@ def stack(tmp_path, request):
     """The stack as a subprocess; ``@pytest.mark.parametrize("stack", [{VAR: value}], indirect=True)`` sets
     the developer's environment it starts in."""
     state = tmp_path / "state"
-    ports = {name: free_port() for name in ("api", "smtp", "smtps", "capture", "aws")}
+    ports = {name: free_port() for name in ("api", "smtp", "smtps", "capture", "aws", "viewer")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MAILRELAY_"))}
     env |= getattr(request, "param", {})
     command = [sys.executable, "-m", "local_stack.cli", "run", "--state-dir", str(state)]

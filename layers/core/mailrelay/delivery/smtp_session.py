@@ -21,6 +21,7 @@ from mailrelay.models.status import SmtpReply
 from mailrelay.ports import CredentialSource, StorageError
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+NO_REPLY_TO_DATA_END = "no reply to the end of data (timeout or connection lost); the upstream may have it"
 _EIGHT_BIT = re.compile(rb"[\x80-\xff]")
 
 
@@ -201,7 +202,7 @@ class UpstreamSession:
             reply = reply_from(*smtp.getreply())
         except (OSError, smtplib.SMTPException):
             self.broken = True
-            self.last_error = "no reply to the end of data (timeout or connection lost); the upstream may have it"
+            self.last_error = NO_REPLY_TO_DATA_END
             outcomes.update({r: RecipientOutcome("uncertain") for r in accepted})
             return outcomes
         if reply.code == 421:

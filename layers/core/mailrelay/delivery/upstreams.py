@@ -18,6 +18,7 @@ TlsMode = Literal["starttls", "implicit"]
 class Upstream(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    type: Literal["smtp"] = "smtp"
     name: str = ""  # defaults to host:port; names the upstream in status records, logs and metrics
     host: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:\[\]_-]+$")
     port: int = Field(ge=1, le=65535)
@@ -71,25 +72,61 @@ class Upstream(BaseModel):
         return sender_domain in self.sender_domains
 
 
-_UPSTREAMS = TypeAdapter(list[Upstream])
+# Recipients at this domain reach the simulator, wherever one is configured (see mailrelay.delivery.simulator).
+# The .example top-level domain is reserved (RFC 2606): without a simulator, such mail goes nowhere real.
+SIMULATOR_DOMAIN = "simulator.mailrelay.example"
 
 
-def parse_upstreams(text: str, source: str) -> tuple[Upstream, ...]:
+class SimulatorUpstream(BaseModel):
+    """Answers as an SMTP server would, by the recipient's local part, without a network."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["simulator"]
+    name: str = Field("simulator", min_length=1)
+    domain: str = Field(SIMULATOR_DOMAIN, min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.-]+$")
+    # Local stacks: a copy of each message the simulator is given (whatever it answers), as a .eml file.
+    copy_to: str | None = None
+
+    @field_validator("domain")
+    @classmethod
+    def _lower_domain(cls, domain: str) -> str:
+        return domain.lower().rstrip(".")
+
+    def takes(self, recipient: str) -> bool:
+        return recipient.rpartition("@")[2].lower().rstrip(".") == self.domain
+
+
+AnyUpstream = Upstream | SimulatorUpstream
+_ENTRIES = TypeAdapter(list[dict[str, Any]])
+
+
+def parse_upstreams(text: str, source: str) -> tuple[AnyUpstream, ...]:
     """Validate the JSON list; any error names ``source`` and the field, e.g. ``upstreams[0].port``."""
     try:
-        upstreams = _UPSTREAMS.validate_json(text)
+        entries = _ENTRIES.validate_json(text)
     except ValidationError as exc:
         raise ConfigurationError(f"{source}: {describe(exc, 'upstreams')}") from None
+    upstreams: list[AnyUpstream] = []
+    for index, entry in enumerate(entries):
+        model: type[AnyUpstream] = SimulatorUpstream if entry.get("type") == "simulator" else Upstream
+        try:
+            upstreams.append(model.model_validate(entry))
+        except ValidationError as exc:
+            raise ConfigurationError(f"{source}: {describe(exc, f'upstreams[{index}]')}") from None
     if not upstreams:
         raise ConfigurationError(f"{source}: upstreams: at least one upstream is required")
     names = [u.name for u in upstreams]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigurationError(f"{source}: upstreams: duplicate name(s) {', '.join(duplicates)}")
+    domains = [u.domain for u in upstreams if isinstance(u, SimulatorUpstream)]
+    if len(domains) != len(set(domains)):
+        raise ConfigurationError(f"{source}: upstreams: two simulators for one domain")
     return tuple(upstreams)
 
 
-def load_upstreams(settings: DeliverySettings, read_parameter: Callable[[str], str]) -> tuple[Upstream, ...]:
+def load_upstreams(settings: DeliverySettings, read_parameter: Callable[[str], str]) -> tuple[AnyUpstream, ...]:
     """From MAILRELAY_UPSTREAMS (JSON) or else the SSM parameter MAILRELAY_UPSTREAMS_PARAMETER names."""
     if settings.upstreams_json:
         return parse_upstreams(settings.upstreams_json, "MAILRELAY_UPSTREAMS")
@@ -99,9 +136,14 @@ def load_upstreams(settings: DeliverySettings, read_parameter: Callable[[str], s
     raise ConfigurationError("MAILRELAY_UPSTREAMS or MAILRELAY_UPSTREAMS_PARAMETER must be set")
 
 
-def candidates_for(upstreams: tuple[Upstream, ...], mail_from: str) -> list[Upstream]:
-    """Upstreams routed to the sender's domain, else the unrouted ones; by priority, for failover."""
+def candidates_for(upstreams: tuple[AnyUpstream, ...], mail_from: str) -> list[Upstream]:
+    """SMTP upstreams routed to the sender's domain, else the unrouted ones; by priority, for failover."""
     domain = mail_from.rpartition("@")[2].lower().rstrip(".")
-    routed = [u for u in upstreams if u.serves(domain)]
-    pool = routed or [u for u in upstreams if not u.sender_domains]
+    smtp = [u for u in upstreams if isinstance(u, Upstream)]
+    routed = [u for u in smtp if u.serves(domain)]
+    pool = routed or [u for u in smtp if not u.sender_domains]
     return sorted(pool, key=lambda u: u.priority)
+
+
+def simulator_for(upstreams: tuple[AnyUpstream, ...], recipient: str) -> SimulatorUpstream | None:
+    return next((u for u in upstreams if isinstance(u, SimulatorUpstream) and u.takes(recipient)), None)

@@ -20,14 +20,14 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from mailrelay.delivery.attempt import attempt_delivery
 from mailrelay.delivery.connections import SessionPool
 from mailrelay.delivery.deadline import Deadline
 from mailrelay.delivery.policy import apply_outcomes, expire, interrupted, open_recipients, retry_delay
 from mailrelay.delivery.replies import RecipientOutcome, local_reply
+from mailrelay.delivery.routing import deliver_to_routes
 from mailrelay.delivery.settings import DeliverySettings
 from mailrelay.delivery.smtp_session import Envelope, SmtpTimeouts
-from mailrelay.delivery.upstreams import Upstream, candidates_for
+from mailrelay.delivery.upstreams import AnyUpstream
 from mailrelay.models.queued_message import InlinePayload, QueuedMessage, S3Payload, digest
 from mailrelay.models.status import MessageState, MessageStatus
 from mailrelay.ports import (
@@ -74,7 +74,7 @@ class DeliveryWorker:
     def __init__(
         self,
         settings: DeliverySettings,
-        upstreams: tuple[Upstream, ...],
+        upstreams: tuple[AnyUpstream, ...],
         statuses: StatusStore,
         payloads: PayloadStore,
         records: RecordControl,
@@ -166,8 +166,8 @@ class DeliveryWorker:
         recipients = tuple(open_recipients(previous))
         needs_utf8 = queued.smtputf8 or not all(a.isascii() for a in (queued.mail_from, *recipients))
         envelope = Envelope(queued.mail_from, recipients, smtputf8=needs_utf8)
-        candidates = candidates_for(self.upstreams, queued.mail_from)
-        result = attempt_delivery(envelope, data, candidates, self.pool, deadline, self.timeouts)
+        attempt = previous.attempts + 1
+        result = deliver_to_routes(envelope, data, self.upstreams, attempt, self.pool, deadline, self.timeouts)
         return apply_outcomes(previous, result.outcomes, result.error, result.upstream, self.clock())
 
     def _load(self, queued: QueuedMessage) -> bytes:
