@@ -42,6 +42,7 @@ def build_operations(settings: Settings, services: Services | None = None) -> Ap
         services.uploads,
         MessageHistory(services.statuses),
         services.statuses,
+        services.content,
     )
 
 
@@ -105,6 +106,15 @@ def create_app(operations: Callable[[], ApiOperations]) -> APIGatewayHttpResolve
         ops = operations()
         client = ops.authenticate(header("authorization"))
         return _json_response(ops.cancel_message(client, message_id))
+
+    @app.get("/v1/messages/<message_id>/content")
+    def get_content(message_id: str) -> Response[Any]:
+        ops = operations()
+        client = ops.authenticate(header("authorization"))
+        found = ops.message_content(client, message_id)
+        if found.data is None:  # too large for a Lambda response: a short-lived link to it
+            return Response(303, "text/plain", "", headers={"Location": found.url or ""})
+        return Response(200, "message/rfc822", found.data)
 
     @app.get("/v1/messages/<message_id>")
     def get_message(message_id: str) -> Response[str]:

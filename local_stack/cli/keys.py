@@ -11,6 +11,7 @@ from local_stack.cli.target import TargetError, dynamodb_client_and_table
 from mailrelay.adapters.dynamo_clients import ClientExists, DynamoClientStore
 from mailrelay.clients import ClientService
 from mailrelay.errors import InvalidRequest
+from mailrelay.models.client import RETENTION_DAYS
 
 
 def register(commands: Any) -> None:
@@ -24,8 +25,19 @@ def register(commands: Any) -> None:
         "--allow-from", action="append", required=True, metavar="DOMAIN_OR_ADDRESS",
         help="a domain (example.com) or address (app@example.com) this client may send as; repeatable",
     )  # fmt: skip
+    create.add_argument(
+        "--retain-content-days", type=int, default=0, metavar="N", choices=(0, *RETENTION_DAYS),
+        help="keep each accepted message's content N days for GET /v1/messages/{id}/content (default 0: not kept)",
+    )  # fmt: skip
     create.add_argument("--json", action="store_true", help="print JSON")
     create.set_defaults(func=_create)
+    update = actions.add_parser("update", help="change a client's settings (its key stays the same)")
+    update.add_argument("name")
+    update.add_argument(
+        "--retain-content-days", type=int, required=True, metavar="N", choices=(0, *RETENTION_DAYS),
+        help=f"days to keep content of messages accepted from now on: one of 0, {', '.join(map(str, RETENTION_DAYS))}",
+    )  # fmt: skip
+    update.set_defaults(func=_update)
     listing = actions.add_parser("list", help="list clients (never their keys)")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(func=_list)
@@ -46,7 +58,7 @@ def _fail(message: str) -> int:
 
 def _create(args: argparse.Namespace) -> int:
     try:
-        client, key = _service(args).create(args.name, args.allow_from)
+        client, key = _service(args).create(args.name, args.allow_from, retain_content_days=args.retain_content_days)
     except (TargetError, InvalidRequest) as exc:
         return _fail(str(exc))
     except ClientExists:
@@ -56,6 +68,7 @@ def _create(args: argparse.Namespace) -> int:
     else:
         print(f"client:        {client.id}")
         print(f"allowed from:  {', '.join(client.allowed_from)}")
+        print(f"content kept:  {client.retain_content_days} days")
         print(f"API key:       {key}")
         print("SMTP username: " + client.id + "   SMTP password: the API key")
         print("The key is shown only now; store it in your secret manager.", file=sys.stderr)
@@ -74,6 +87,17 @@ def _list(args: argparse.Namespace) -> int:
     for c in clients:
         created = c.created_at.strftime("%Y-%m-%d %H:%M")
         print(f"{c.id:24} {c.state:8} {c.key_prefix + '…':8} {created:20} {', '.join(c.allowed_from)}")
+    return 0
+
+
+def _update(args: argparse.Namespace) -> int:
+    try:
+        updated = _service(args).store.update_retention(args.name, args.retain_content_days)
+    except TargetError as exc:
+        return _fail(str(exc))
+    if not updated:
+        return _fail(f"no active client named {args.name!r}")
+    print(f"updated {args.name}: content of messages accepted from now on is kept {args.retain_content_days} days")
     return 0
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,7 +81,10 @@ class Api:
         if path.startswith("/v1/messages/") and path != "/v1/messages/batch":
             event["pathParameters"] = {"id": path.rsplit("/", 1)[1]}
         result = self.handler(event, LambdaContext())
-        return ApiResponse(result["statusCode"], result.get("headers", {}), result.get("body", ""))
+        text = result.get("body", "")
+        if result.get("isBase64Encoded"):  # a binary body (message/rfc822), as API Gateway would decode it
+            text = base64.b64decode(text).decode("utf-8", "surrogateescape")
+        return ApiResponse(result["statusCode"], result.get("headers", {}), text)
 
 
 @pytest.fixture

@@ -135,6 +135,13 @@ class MemoryClients:
         self.by_id[client_id] = client.model_copy(update={"state": "revoked"})
         return True
 
+    def update_retention(self, client_id: str, days: int) -> bool:
+        client = self.by_id.get(client_id)
+        if client is None or client.state != "active":
+            return False
+        self.by_id[client_id] = client.model_copy(update={"retain_content_days": days})
+        return True
+
 
 @dataclass
 class MemoryUploads:

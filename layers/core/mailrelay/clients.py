@@ -28,13 +28,18 @@ class ClientService:
     def __init__(self, store: ClientStore) -> None:
         self.store = store
 
-    def create(self, name: str, allow_from: list[str], key: str | None = None) -> tuple[Client, str]:
+    def create(
+        self, name: str, allow_from: list[str], key: str | None = None, *, retain_content_days: int = 0
+    ) -> tuple[Client, str]:
         """A new client and its key; ``key`` lets the local stack keep its dev key across restarts."""
         if not allow_from:
             raise InvalidRequest.at("allow_from", "at least one allowed sender (domain or address) is required")
         entries = tuple(dict.fromkeys(normalise_allow_entry(e) for e in allow_from))
         key = key or new_api_key()
-        client = Client(id=name, allowed_from=entries, created_at=datetime.now(UTC), key_prefix=key[:7])
+        client = Client(
+            id=name, allowed_from=entries, created_at=datetime.now(UTC), key_prefix=key[:7],
+            retain_content_days=retain_content_days,
+        )  # fmt: skip
         self.store.create(client, hash_key(key))
         return client, key
 

@@ -174,6 +174,9 @@ class ClientStore(Protocol):
     def find_by_key_hash(self, key_hash: str) -> Client | None: ...
     def list(self) -> list[Client]: ...
     def revoke(self, client_id: str) -> bool: ...
+    def update_retention(self, client_id: str, days: int) -> bool:
+        """Set an active client's retain_content_days; False when there is no such active client."""
+        ...
 
 
 # -- upstream credentials -------------------------------------------------------------------------
@@ -214,3 +217,25 @@ class UploadStore(Protocol):
     def read(self, key: str, max_bytes: int) -> StoredUpload | None:
         """The upload at ``key``, or None when there is none."""
         ...
+
+
+# -- retained content (GET /v1/messages/{id}/content) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetainedContent:
+    size: int
+    data: bytes | None  # the bytes when small enough to answer with, else None
+    url: str | None  # else a short-lived link to them
+
+
+class ContentArchive(Protocol):
+    def keep(self, client_id: str, message_id: str, days: int, data: MessageData) -> None:
+        """Store the message's content, to be deleted after ``days``."""
+        ...
+
+    def fetch(self, client_id: str, message_id: str, days: int, max_inline: int) -> RetainedContent | None:
+        """The content, or None when it is no longer there."""
+        ...
+
+    def discard(self, client_id: str, message_id: str, days: int) -> None: ...

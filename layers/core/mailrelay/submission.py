@@ -30,7 +30,16 @@ from mailrelay.message_headers import HeaderSummary, read_headers
 from mailrelay.models.client import Client
 from mailrelay.models.queued_message import InlinePayload, QueuedMessage, S3Payload
 from mailrelay.models.status import DeliveryMode, MessageStatus, RecipientStatus
-from mailrelay.ports import IngressLog, IngressRecord, OutgoingMessage, PayloadStore, Queue, StatusStore, StorageError
+from mailrelay.ports import (
+    ContentArchive,
+    IngressLog,
+    IngressRecord,
+    OutgoingMessage,
+    PayloadStore,
+    Queue,
+    StatusStore,
+    StorageError,
+)
 from mailrelay.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -107,6 +116,7 @@ class _Prepared:
     status: MessageStatus
     outgoing: OutgoingMessage
     s3_key: str | None
+    retained_days: int = 0
 
 
 def utcnow() -> datetime:
@@ -122,6 +132,7 @@ class SubmissionService:
         statuses: StatusStore,
         clock: Callable[[], datetime] = utcnow,
         ingress: IngressLog | None = None,
+        archive: ContentArchive | None = None,
     ) -> None:
         self.settings = settings
         self.queue = queue
@@ -129,6 +140,7 @@ class SubmissionService:
         self.statuses = statuses
         self.clock = clock
         self.ingress = ingress
+        self.archive = archive
 
     # -- policy ---------------------------------------------------------------------------------
 
@@ -270,17 +282,20 @@ class SubmissionService:
             payload = S3Payload(bucket=self.payloads.bucket, key=s3_key)
         else:
             payload = InlinePayload(data=base64.b64encode(content.read()).decode("ascii"))
+        retained = self._retain(client, sub, s3_key)
         status = MessageStatus(
             id=sub.message_id, client_id=client.id, state="scheduled" if scheduled else "queued",
             mail_from=envelope.mail_from, recipients=[RecipientStatus(address=r) for r in envelope.rcpt_to],
             size=content.size, sha256=sha, created_at=now, updated_at=now, send_at=sub.send_at,
             expires_at=expires, delivery=sub.delivery, source=sub.source, tags=sub.tags, metadata=sub.metadata,
             subject=sub.subject if sub.subject is not None or sub.headers is None else sub.headers.subject(),
+            retain_content_days=retained,
         )  # fmt: skip
         try:
             self.statuses.create(status)
         except StorageError as exc:
             self._rollback_payload(s3_key)
+            self._rollback_retained(client.id, sub.message_id, retained)
             raise self._unavailable(exc) from exc
         queued = QueuedMessage(
             id=sub.message_id, client_id=client.id, mail_from=envelope.mail_from, rcpt_to=list(envelope.rcpt_to),
@@ -291,7 +306,27 @@ class SubmissionService:
         if scheduled and sub.send_at is not None:
             delay = min(SQS_MAX_DELAY, math.ceil((sub.send_at - now).total_seconds()))
         outgoing = OutgoingMessage(id=sub.message_id, body=queued.model_dump_json(), delay_seconds=delay)
-        return _Prepared(sub, status, outgoing, s3_key)
+        return _Prepared(sub, status, outgoing, s3_key, retained)
+
+    def _retain(self, client: Client, sub: Submission, s3_key: str | None) -> int:
+        """Keep the content for the client's retention period (0 days: not kept)."""
+        days = client.retain_content_days
+        if days <= 0 or self.archive is None:
+            return 0
+        try:
+            self.archive.keep(client.id, sub.message_id, days, sub.content)
+        except StorageError as exc:
+            self._rollback_payload(s3_key)
+            raise self._unavailable(exc) from exc
+        return days
+
+    def _rollback_retained(self, client_id: str, message_id: str, days: int) -> None:
+        if days <= 0 or self.archive is None:
+            return
+        try:
+            self.archive.discard(client_id, message_id, days)
+        except StorageError as exc:
+            logger.warning("could not remove retained content of unaccepted message %s: %s", message_id, exc)
 
     def _accepted(self, prepared: _Prepared) -> Accepted:
         state = prepared.status.state
@@ -311,6 +346,7 @@ class SubmissionService:
         except StorageError as exc:
             logger.warning("could not remove status of unaccepted message %s: %s", prepared.status.id, exc)
         self._rollback_payload(prepared.s3_key)
+        self._rollback_retained(prepared.status.client_id, prepared.status.id, prepared.retained_days)
 
     def _rollback_payload(self, key: str | None) -> None:
         if key is None:

@@ -12,6 +12,7 @@ from mailrelay.adapters.dynamo_clients import DynamoClientStore
 from mailrelay.adapters.dynamo_ingress import DynamoIngressLog
 from mailrelay.adapters.dynamo_messages import DynamoStatusStore
 from mailrelay.adapters.group_commit import GroupCommitQueue
+from mailrelay.adapters.s3_content import S3ContentArchive
 from mailrelay.adapters.s3_payloads import S3PayloadStore
 from mailrelay.adapters.s3_uploads import S3UploadStore
 from mailrelay.adapters.sqs_queue import SqsQueue
@@ -60,4 +61,10 @@ class Services:
     @cached_property
     def submissions(self) -> SubmissionService:
         ingress = DynamoIngressLog(self.settings.idempotency_table, self.dynamodb)
-        return SubmissionService(self.settings, self.queue, self.payloads, self.statuses, ingress=ingress)
+        return SubmissionService(
+            self.settings, self.queue, self.payloads, self.statuses, ingress=ingress, archive=self.content
+        )
+
+    @cached_property
+    def content(self) -> S3ContentArchive:
+        return S3ContentArchive(self.settings.payload_bucket, self.s3)

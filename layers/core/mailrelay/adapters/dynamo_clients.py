@@ -95,3 +95,22 @@ class DynamoClientStore:
                 ]
             )  # fmt: skip
         return True
+
+    def update_retention(self, client_id: str, days: int) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            with aws_call("DynamoDB UpdateItem"):
+                self._client().update_item(
+                    TableName=self.table, Key={"pk": {"S": f"client#{client_id}"}},
+                    UpdateExpression="SET retain_content_days = :days",
+                    ConditionExpression="attribute_exists(pk) AND #s = :active",
+                    ExpressionAttributeNames={"#s": "state"},
+                    ExpressionAttributeValues={":days": {"N": str(days)}, ":active": {"S": "active"}},
+                )  # fmt: skip
+        except Exception as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True

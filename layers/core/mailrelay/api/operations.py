@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,8 +28,17 @@ from mailrelay.history import MessageHistory
 from mailrelay.ids import is_message_id
 from mailrelay.models.client import Client
 from mailrelay.models.send_request import SendRequest
+from mailrelay.models.status import MessageStatus
 from mailrelay.models.upload import UploadRequest
-from mailrelay.ports import Cancellation, Cancelled, NotCancellable, StatusStore, StorageError
+from mailrelay.ports import (
+    Cancellation,
+    Cancelled,
+    ContentArchive,
+    NotCancellable,
+    RetainedContent,
+    StatusStore,
+    StorageError,
+)
 from mailrelay.settings import Settings
 from mailrelay.submission import Accepted, Submission, SubmissionService, utcnow
 from mailrelay.uploads import UploadService
@@ -42,6 +52,9 @@ MAX_BATCH = 100
 LAMBDA_INVOKE_LIMIT = 6 * 1024 * 1024
 EVENT_ALLOWANCE = 64 * 1024
 MAX_REQUEST_BODY = LAMBDA_INVOKE_LIMIT - EVENT_ALLOWANCE
+# A response is limited the same way, and API Gateway carries a binary body base64-encoded (4/3 larger):
+# content above this is answered with a short-lived link instead (303).
+MAX_INLINE_CONTENT = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,7 @@ class ApiOperations:
         uploads: UploadService,
         history: MessageHistory,
         cancellation: Cancellation,
+        archive: ContentArchive,
     ) -> None:
         self.settings = settings
         self.clients = clients
@@ -70,6 +84,7 @@ class ApiOperations:
         self.uploads = uploads
         self.history = history
         self.cancellation = cancellation
+        self.archive = archive
 
     def authenticate(self, authorization: str | None) -> Client:
         try:
@@ -219,7 +234,23 @@ class ApiOperations:
             case _:
                 raise NotFound(f"no message {message_id!r} for this client")
 
-    def get_message(self, client: Client, message_id: str) -> Reply:
+    def message_content(self, client: Client, message_id: str) -> RetainedContent:
+        """The accepted message as it was queued, when the client keeps content and it is still kept."""
+        status = self._own_status(client, message_id)
+        days = status.retain_content_days
+        if days <= 0 or utcnow() >= status.created_at + timedelta(days=days):
+            raise NotFound(f"the content of message {message_id!r} was not retained"
+                           + (f" (kept {days} days)" if days else " (this client keeps no content)"))  # fmt: skip
+        try:
+            found = self.archive.fetch(client.id, message_id, days, MAX_INLINE_CONTENT)
+        except StorageError as exc:
+            raise TemporarilyUnavailable("the content store is unavailable, please retry",
+                                         retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
+        if found is None:
+            raise NotFound(f"the content of message {message_id!r} was not retained (kept {days} days)")
+        return found
+
+    def _own_status(self, client: Client, message_id: str) -> MessageStatus:
         try:
             status = self.statuses.get(message_id) if is_message_id(message_id) else None
         except StorageError as exc:
@@ -227,4 +258,7 @@ class ApiOperations:
                                          retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
         if status is None or status.client_id != client.id:
             raise NotFound(f"no message {message_id!r} for this client")
-        return Reply(200, status.public_view())
+        return status
+
+    def get_message(self, client: Client, message_id: str) -> Reply:
+        return Reply(200, self._own_status(client, message_id).public_view())

@@ -53,6 +53,7 @@ class MessageStatus(BaseModel):
     tags: dict[str, str] = {}
     metadata: dict[str, str] = {}
     subject: str | None = None  # as the recipients will read it (decoded), for history listings
+    retain_content_days: int = 0  # the content is kept this long for GET /v1/messages/{id}/content
 
     @property
     def is_final(self) -> bool:
