@@ -13,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from local_stack.provision import LocalResources, provision
+from mailrelay.events.settings import get_event_settings
 from mailrelay.settings import Settings, get_settings, settings_from
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +41,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalResources]:
         for key, value in resources.environment.items():
             monkeypatch.setenv(key, value)
         get_settings.cache_clear()
+        get_event_settings.cache_clear()
         yield resources
     get_settings.cache_clear()
+    get_event_settings.cache_clear()
 
 
 @pytest.fixture

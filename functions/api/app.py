@@ -39,6 +39,7 @@ def build_operations(settings: Settings, services: Services | None = None) -> Ap
         services.statuses,
         IdempotentRunner(settings.idempotency_table, settings.idempotency_ttl_seconds),
         services.uploads,
+        services.event_feed,
     )
 
 
@@ -95,6 +96,12 @@ def create_app(operations: Callable[[], ApiOperations]) -> APIGatewayHttpResolve
         ops = operations()
         client = ops.authenticate(header("authorization"))
         return _json_response(ops.get_message(client, message_id))
+
+    @app.get("/v1/events")
+    def list_events() -> Response[str]:
+        ops = operations()
+        client = ops.authenticate(header("authorization"))
+        return _json_response(ops.list_events(client, app.current_event.query_string_parameters))
 
     @app.exception_handler(MailrelayError)
     def on_mailrelay_error(exc: MailrelayError) -> Response[str]:

@@ -59,6 +59,14 @@ class Api:
             ("GET", "/v1/openapi.json"): "api_openapi.json",
         }.get((method, path), "api_get_message.json")
         event = load_event(template)
+        path, _, query = path.partition("?")
+        event["rawQueryString"] = query
+        if query:
+            from urllib.parse import parse_qsl
+
+            event["queryStringParameters"] = dict(parse_qsl(query))
+        else:
+            event.pop("queryStringParameters", None)
         event["rawPath"] = path
         event["requestContext"]["http"]["method"] = method
         event["requestContext"]["http"]["path"] = path

@@ -1,5 +1,5 @@
 """What the core needs from outside, declared once: the queue, payload and status stores, the client
-store, upstream credentials, uploads, and the values that cross those boundaries.
+store, upstream credentials, uploads, the event store and bus, and the values that cross those boundaries.
 
 Adapters (``mailrelay.adapters``) implement these; only the composition roots (``mailrelay.wiring``,
 ``mailrelay.delivery.wiring``) choose which. No other core module imports an adapter.
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from mailrelay.events.model import Event
 from mailrelay.models.client import Client
 from mailrelay.models.status import MessageStatus
 
@@ -150,4 +151,46 @@ class UploadStore(Protocol):
     ) -> PresignedPut: ...
     def read(self, key: str, max_bytes: int) -> StoredUpload | None:
         """The upload at ``key``, or None when there is none."""
+        ...
+
+
+# -- delivery events ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    position: str  # where the event sits in its client's feed: later events sort after it
+    event: Event
+
+
+@dataclass(frozen=True)
+class EventSlice:
+    events: list[StoredEvent]
+    resume_after: str | None  # the position to continue after (None: nothing was read)
+    more: bool  # events may follow ``resume_after`` within the bounds asked for
+
+
+class EventStore(Protocol):
+    def add(self, event: Event, recorded_at: datetime) -> bool:
+        """Store the event once: False when an event with its id is already stored (nothing changes)."""
+        ...
+
+    def read(
+        self,
+        client_id: str,
+        *,
+        after: str | None,
+        lower: str,
+        upper: str,
+        types: frozenset[str] | None,
+        message_id: str | None,
+        limit: int,
+    ) -> EventSlice:
+        """The client's events with ``lower <= position < upper`` (and past ``after``), oldest first."""
+        ...  # fmt: skip
+
+
+class EventBus(Protocol):
+    def publish(self, events: list[Event]) -> None:
+        """Every event reaches the bus, or StorageError (then none is known to be missing: retry them all)."""
         ...

@@ -9,12 +9,17 @@ from functools import cached_property
 from typing import Any
 
 from mailrelay.adapters.dynamo_clients import DynamoClientStore
+from mailrelay.adapters.dynamo_events import DynamoEventStore
 from mailrelay.adapters.dynamo_messages import DynamoStatusStore
+from mailrelay.adapters.eventbridge import EventBridgeBus
 from mailrelay.adapters.group_commit import GroupCommitQueue
 from mailrelay.adapters.s3_payloads import S3PayloadStore
 from mailrelay.adapters.s3_uploads import S3UploadStore
 from mailrelay.adapters.sqs_queue import SqsQueue
 from mailrelay.clients import ClientService
+from mailrelay.events.feed import EventFeed
+from mailrelay.events.recorder import EventRecorder
+from mailrelay.events.settings import EventSettings, get_event_settings
 from mailrelay.ports import Queue
 from mailrelay.settings import Settings
 from mailrelay.submission import SubmissionService, utcnow
@@ -59,3 +64,21 @@ class Services:
     @cached_property
     def submissions(self) -> SubmissionService:
         return SubmissionService(self.settings, self.queue, self.payloads, self.statuses)
+
+    @cached_property
+    def event_settings(self) -> EventSettings:
+        return get_event_settings()
+
+    @cached_property
+    def event_feed(self) -> EventFeed:
+        events = self.event_settings
+        store = DynamoEventStore(events.events_table, events.retention_days, self.dynamodb)
+        return EventFeed(store, events.feed_settle_seconds, utcnow)
+
+
+def build_event_recorder(
+    settings: EventSettings, *, dynamodb: Any | None = None, eventbridge: Any | None = None
+) -> EventRecorder:
+    """The events function's graph: the event store and the bus ``settings`` names."""
+    store = DynamoEventStore(settings.events_table, settings.retention_days, dynamodb)
+    return EventRecorder(store, EventBridgeBus(settings.event_bus_name, eventbridge), utcnow)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from mailrelay.events.feed import MAX_LIMIT
+from mailrelay.events.model import EVENT_TYPES, Event
 from mailrelay.models.send_request import SendRequest
 from mailrelay.models.status import MessageStatus
 from mailrelay.models.upload import UploadRequest
@@ -57,6 +59,20 @@ _IDEMPOTENCY_HEADER = {
 }  # fmt: skip
 
 
+_EVENT_FEED_PARAMETERS = [
+    {"name": "since", "in": "query", "required": False, "description": "events recorded at or after this instant",
+     "schema": {"type": "string", "format": "date-time"}},
+    {"name": "type", "in": "query", "required": False, "description": "comma-separated event types",
+     "schema": {"type": "string", "pattern": f"^({'|'.join(t.replace('.', '[.]') for t in EVENT_TYPES)})"
+                f"(,({'|'.join(t.replace('.', '[.]') for t in EVENT_TYPES)}))*$"}},
+    {"name": "message_id", "in": "query", "required": False, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}},
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50}},
+    {"name": "cursor", "in": "query", "required": False, "description": "next_cursor of the previous page",
+     "schema": {"type": "string"}},
+]  # fmt: skip
+
+
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     send = SendRequest.model_json_schema(by_alias=True, ref_template=_REF)
@@ -67,6 +83,17 @@ def openapi_document() -> dict[str, Any]:
     schemas["Problem"] = _PROBLEM_SCHEMA
     schemas["Accepted"] = _ACCEPTED
     schemas["UploadRequest"] = UploadRequest.model_json_schema(by_alias=True, ref_template=_REF)
+    event = Event.model_json_schema(by_alias=True, ref_template=_REF, mode="serialization")
+    schemas.update(event.pop("$defs", {}))
+    schemas["Event"] = event
+    schemas["EventPage"] = {
+        "type": "object", "required": ["events", "next_cursor", "has_more"],
+        "properties": {
+            "events": {"type": "array", "items": {"$ref": _REF.format(model="Event")}},
+            "next_cursor": {"type": "string", "description": "pass back as `cursor`, with the same filters"},
+            "has_more": {"type": "boolean", "description": "more events are ready now; otherwise poll again later"},
+        },
+    }  # fmt: skip
     schemas["Upload"] = {
         "type": "object", "required": ["upload_id", "url", "method", "headers", "expires_at"],
         "properties": {
@@ -137,6 +164,19 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "201": _json("Upload it with this PUT, then name upload_id", "Upload"),
                         **_COMMON_ERRORS,
+                    },
+                }
+            },
+            "/v1/events": {
+                "get": {
+                    "operationId": "listEvents",
+                    "summary": "This client's delivery events, oldest first",
+                    "parameters": _EVENT_FEED_PARAMETERS,
+                    "responses": {
+                        "200": _json("A page of events and the cursor to continue from", "EventPage"),
+                        "401": _COMMON_ERRORS["401"],
+                        "422": _problem("A parameter is invalid; `errors` names it"),
+                        "503": _COMMON_ERRORS["503"],
                     },
                 }
             },

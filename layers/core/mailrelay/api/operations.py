@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from mailrelay.errors import (
     RequestTooLarge,
     TemporarilyUnavailable,
 )
+from mailrelay.events.feed import EventFeed
 from mailrelay.ids import is_message_id
 from mailrelay.models.client import Client
 from mailrelay.models.send_request import SendRequest
@@ -57,6 +59,7 @@ class ApiOperations:
         statuses: StatusStore,
         idempotency: IdempotentRunner,
         uploads: UploadService,
+        events: EventFeed | None = None,
     ) -> None:
         self.settings = settings
         self.clients = clients
@@ -64,6 +67,7 @@ class ApiOperations:
         self.statuses = statuses
         self.idempotency = idempotency
         self.uploads = uploads
+        self.events = events
 
     def authenticate(self, authorization: str | None) -> Client:
         try:
@@ -196,3 +200,12 @@ class ApiOperations:
         if status is None or status.client_id != client.id:
             raise NotFound(f"no message {message_id!r} for this client")
         return Reply(200, status.public_view())
+
+    def list_events(self, client: Client, params: Mapping[str, str] | None) -> Reply:
+        if self.events is None:
+            raise NotFound("the events feed is not configured here")
+        try:
+            return Reply(200, self.events.page(client.id, params))
+        except StorageError as exc:
+            raise TemporarilyUnavailable("the event store is unavailable, please retry",
+                                         retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
