@@ -162,6 +162,8 @@ class LocalStack:
         os.environ["MAILRELAY_DEAD_LETTER_QUEUE_URL"] = aws.resources.names.get("DeliveryDeadLetterQueue", "")
         # One local writer: the feed need not wait long for concurrent writes to settle.
         os.environ.setdefault("MAILRELAY_EVENTS_FEED_SETTLE_SECONDS", "1")
+        # Only here may webhooks go to http://127.0.0.1 (a receiver on this machine); never in AWS.
+        os.environ["MAILRELAY_WEBHOOKS_ALLOW_LOOPBACK_HTTP"] = "true"
         tls = ensure_tls(self.state / "tls")
         capture_dir = self.state / "captured"
 
@@ -183,16 +185,19 @@ class LocalStack:
             sys.path.insert(0, str(project_root()))  # functions/ are not installed, as in Lambda
         from mailrelay.events.settings import get_event_settings
         from mailrelay.settings import get_settings
+        from mailrelay.webhooks.settings import get_webhook_settings
         from mailrelay.wiring import Services
 
         get_settings.cache_clear()
         get_event_settings.cache_clear()
+        get_webhook_settings.cache_clear()
         services = Services(get_settings())
         client, key = self._dev_client(services, previous)
 
         from functions.api import app as api_app
         from functions.deliver import app as deliver_app
         from functions.events import app as events_app
+        from functions.webhooks import app as webhooks_app
         from local_stack.http_gateway import HttpGateway, routes_from_template
         from local_stack.sqs_poller import SqsPoller
 
@@ -229,6 +234,17 @@ class LocalStack:
         )  # fmt: skip
         stream_poller.start()
         self.components.append(stream_poller)
+
+        hooks = template["Resources"]["WebhookFunction"]["Properties"]
+        hooks_event = next(e["Properties"] for e in hooks["Events"].values() if e["Type"] == "SQS")
+        webhook_poller = SqsPoller(
+            boto3.client("sqs", region_name=REGION), aws.resources.names["WebhookQueue"],
+            aws.resources.arns["WebhookQueue"], webhooks_app.lambda_handler,
+            batch_size=int(hooks_event.get("BatchSize", 10)), window_seconds=1,
+            timeout_ms=int(hooks.get("Timeout", 60)) * 1000, region=REGION,
+        )  # fmt: skip
+        webhook_poller.start()
+        self.components.append(webhook_poller)
 
         from smtp_bridge.settings import BridgeSettings
 

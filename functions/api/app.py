@@ -40,6 +40,7 @@ def build_operations(settings: Settings, services: Services | None = None) -> Ap
         IdempotentRunner(settings.idempotency_table, settings.idempotency_ttl_seconds),
         services.uploads,
         services.event_feed,
+        services.webhooks,
     )
 
 
@@ -102,6 +103,37 @@ def create_app(operations: Callable[[], ApiOperations]) -> APIGatewayHttpResolve
         ops = operations()
         client = ops.authenticate(header("authorization"))
         return _json_response(ops.list_events(client, app.current_event.query_string_parameters))
+
+    @app.post("/v1/webhooks")
+    def create_webhook() -> Response[str]:
+        ops = operations()
+        return _json_response(ops.create_webhook(ops.authenticate(header("authorization")), body()))
+
+    @app.get("/v1/webhooks")
+    def list_webhooks() -> Response[str]:
+        ops = operations()
+        return _json_response(ops.list_webhooks(ops.authenticate(header("authorization"))))
+
+    @app.get("/v1/webhooks/<webhook_id>")
+    def get_webhook(webhook_id: str) -> Response[str]:
+        ops = operations()
+        return _json_response(ops.get_webhook(ops.authenticate(header("authorization")), webhook_id))
+
+    @app.delete("/v1/webhooks/<webhook_id>")
+    def delete_webhook(webhook_id: str) -> Response[str]:
+        ops = operations()
+        ops.delete_webhook(ops.authenticate(header("authorization")), webhook_id)
+        return Response(204, None, "")
+
+    @app.post("/v1/webhooks/<webhook_id>/rotate-secret")
+    def rotate_webhook_secret(webhook_id: str) -> Response[str]:
+        ops = operations()
+        return _json_response(ops.rotate_webhook_secret(ops.authenticate(header("authorization")), webhook_id))
+
+    @app.post("/v1/webhooks/<webhook_id>/test")
+    def test_webhook(webhook_id: str) -> Response[str]:
+        ops = operations()
+        return _json_response(ops.test_webhook(ops.authenticate(header("authorization")), webhook_id))
 
     @app.exception_handler(MailrelayError)
     def on_mailrelay_error(exc: MailrelayError) -> Response[str]:

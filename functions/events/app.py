@@ -1,5 +1,5 @@
 """Events function (DynamoDB Streams trigger on the messages table, ReportBatchItemFailures): each change
-record -> its events, stored and put on the event bus -> a partial batch response.
+record -> its events, stored, put on the event bus and queued for webhooks -> a partial batch response.
 
 Lambda checkpoints a stream at the lowest sequence number reported failed and retries every record from
 there, so a failed record holds back the records after it on its shard instead of losing them
@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from mailrelay.adapters.dynamo_stream import status_change
 from mailrelay.events.recorder import EventRecorder
 from mailrelay.events.settings import get_event_settings
+from mailrelay.webhooks.settings import get_webhook_settings
 from mailrelay.wiring import build_event_recorder
 
 Handler = Callable[[dict[str, Any], Any], PartialItemFailureResponse]
@@ -65,7 +66,7 @@ def create_handler(recorder: Callable[[], EventRecorder]) -> Handler:
 @cache
 def recorder() -> EventRecorder:
     """The events function's composition root, with the environment's configuration."""
-    return build_event_recorder(get_event_settings())
+    return build_event_recorder(get_event_settings(), get_webhook_settings())
 
 
 lambda_handler = create_handler(recorder)

@@ -471,6 +471,27 @@ def dead_letters_alarmed(template: Template) -> list[str]:
     return [f"{q}: dead-letter queue without an alarm" for q in sorted(map(str, (dead & set(queues)) - watched))]
 
 
+def webhook_queue_outlives_its_retries(template: Template) -> list[str]:
+    """A webhook job is kept through every attempt of the retry schedule, and is not moved to the dead-letter
+    queue by its receive count before its last attempt (each attempt is one receive)."""
+    from mailrelay.webhooks.settings import DEFAULT_RETRY_SCHEDULE
+
+    found = []
+    for _, props, queue, _ in _sqs_mappings(template):
+        if referenced(props.get("FunctionName")) != "WebhookFunction":
+            continue
+        queue_props = template["Resources"][queue].get("Properties") or {}
+        retention = resolve(template, queue_props.get("MessageRetentionPeriod", SQS_DEFAULT_RETENTION))
+        if retention <= sum(DEFAULT_RETRY_SCHEDULE):
+            found.append(
+                f"{queue}: keeps jobs {retention}s, not past the retry schedule's {sum(DEFAULT_RETRY_SCHEDULE)}s"
+            )
+        receives = resolve(template, (queue_props.get("RedrivePolicy") or {}).get("maxReceiveCount", 0))
+        if receives <= len(DEFAULT_RETRY_SCHEDULE):
+            found.append(f"{queue}: maxReceiveCount {receives} moves jobs away before their last attempt")
+    return found or ([] if "WebhookFunction" in template.get("Resources", {}) else ["no webhook function"])
+
+
 RULES: dict[str, Rule] = {
     "report_batch_item_failures": report_batch_item_failures,
     "visibility_covers_six_timeouts": visibility_covers_six_timeouts,
@@ -494,4 +515,5 @@ RULES: dict[str, Rule] = {
     "streams_carry_both_images": streams_carry_both_images,
     "event_puts_name_their_bus": event_puts_name_their_bus,
     "dead_letters_alarmed": dead_letters_alarmed,
+    "webhook_queue_outlives_its_retries": webhook_queue_outlives_its_retries,
 }

@@ -260,6 +260,18 @@ MUTATIONS: dict[str, tuple[str, Mutation]] = {
         "no_broad_managed_policies",
         lambda t: (props(t, "EventsFunction").pop("Role"), props(t, "EventsFunction").__setitem__("Policies", [])),
     ),
+    "webhook jobs dropped before the schedule ends": (
+        "webhook_queue_outlives_its_retries",
+        lambda t: props(t, "WebhookQueue").__setitem__("MessageRetentionPeriod", 86400),
+    ),
+    "webhook jobs dead-lettered before their last attempt": (
+        "webhook_queue_outlives_its_retries",
+        lambda t: props(t, "WebhookQueue")["RedrivePolicy"].__setitem__("maxReceiveCount", 5),
+    ),
+    "webhook dead-letter queue without its alarm": (
+        "dead_letters_alarmed",
+        lambda t: t["Resources"].pop("WebhookDeadLetterQueueNotEmptyAlarm"),
+    ),
     "python3.9 everywhere": (
         "arm64_and_recent_python",
         lambda t: t["Globals"]["Function"].__setitem__("Runtime", "python3.9"),

@@ -1,5 +1,6 @@
 """What the core needs from outside, declared once: the queue, payload and status stores, the client
-store, upstream credentials, uploads, the event store and bus, and the values that cross those boundaries.
+store, upstream credentials, uploads, the event store and bus, webhook endpoints and their HTTP sending, and
+the values that cross those boundaries.
 
 Adapters (``mailrelay.adapters``) implement these; only the composition roots (``mailrelay.wiring``,
 ``mailrelay.delivery.wiring``) choose which. No other core module imports an adapter.
@@ -14,6 +15,8 @@ from typing import Protocol
 from mailrelay.events.model import Event
 from mailrelay.models.client import Client
 from mailrelay.models.status import MessageStatus
+from mailrelay.webhooks.model import Endpoint
+from mailrelay.webhooks.targets import Target
 
 
 class StorageError(Exception):
@@ -193,4 +196,34 @@ class EventStore(Protocol):
 class EventBus(Protocol):
     def publish(self, events: list[Event]) -> None:
         """Every event reaches the bus, or StorageError (then none is known to be missing: retry them all)."""
+        ...
+
+
+# -- webhooks ------------------------------------------------------------------------------------
+
+
+class WebhookStore(Protocol):
+    def create(self, endpoint: Endpoint) -> None: ...
+    def save(self, endpoint: Endpoint) -> None: ...
+    def get(self, client_id: str, endpoint_id: str) -> Endpoint | None: ...
+    def list(self, client_id: str) -> list[Endpoint]: ...
+    def delete(self, client_id: str, endpoint_id: str) -> bool: ...
+
+
+class AddressResolver(Protocol):
+    def __call__(self, host: str, port: int) -> list[str]:
+        """The host's addresses now (OSError when it does not resolve)."""
+        ...
+
+
+@dataclass(frozen=True)
+class PostResult:
+    status: int | None  # None: no HTTP answer (refused, reset, timed out)
+    seconds: float
+    error: str | None = None
+
+
+class WebhookPoster(Protocol):
+    def post(self, target: Target, headers: dict[str, str], body: bytes, timeout: float) -> PostResult:
+        """POST ``body`` to ``target.url`` over a connection to ``target.address`` only."""
         ...

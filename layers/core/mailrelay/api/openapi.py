@@ -10,6 +10,7 @@ from mailrelay.events.model import EVENT_TYPES, Event
 from mailrelay.models.send_request import SendRequest
 from mailrelay.models.status import MessageStatus
 from mailrelay.models.upload import UploadRequest
+from mailrelay.webhooks.model import WebhookRequest
 
 _REF = "#/components/schemas/{model}"
 
@@ -59,6 +60,8 @@ _IDEMPOTENCY_HEADER = {
 }  # fmt: skip
 
 
+_WEBHOOK_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
 _EVENT_FEED_PARAMETERS = [
     {"name": "since", "in": "query", "required": False, "description": "events recorded at or after this instant",
      "schema": {"type": "string", "format": "date-time"}},
@@ -86,6 +89,17 @@ def openapi_document() -> dict[str, Any]:
     event = Event.model_json_schema(by_alias=True, ref_template=_REF, mode="serialization")
     schemas.update(event.pop("$defs", {}))
     schemas["Event"] = event
+    schemas["WebhookRequest"] = WebhookRequest.model_json_schema(by_alias=True, ref_template=_REF)
+    schemas["Webhook"] = {
+        "type": "object", "required": ["id", "url", "events", "created_at", "state"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^wh_[0-9a-f]{24}$"}, "url": {"type": "string"},
+            "events": {"type": ["array", "null"], "items": {"type": "string"}, "description": "null: every type"},
+            "description": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
+            "state": {"type": "string", "enum": ["active", "disabled"]},
+            "secret": {"type": "string", "pattern": "^whsec_", "description": "shown when created or rotated"},
+        },
+    }  # fmt: skip
     schemas["EventPage"] = {
         "type": "object", "required": ["events", "next_cursor", "has_more"],
         "properties": {
@@ -179,6 +193,85 @@ def openapi_document() -> dict[str, Any]:
                         "503": _COMMON_ERRORS["503"],
                     },
                 }
+            },
+            "/v1/webhooks": {
+                "post": {
+                    "operationId": "createWebhook",
+                    "summary": "Register an https endpoint for signed event deliveries (Standard Webhooks)",
+                    "requestBody": _with_schema(json_body, "WebhookRequest"),
+                    "responses": {
+                        "201": _json("The endpoint, with its secret (shown once)", "Webhook"),
+                        **_COMMON_ERRORS,
+                    },
+                },
+                "get": {
+                    "operationId": "listWebhooks",
+                    "summary": "This client's webhook endpoints",
+                    "responses": {
+                        "200": {
+                            "description": "The endpoints",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "webhooks": {
+                                                "type": "array",
+                                                "items": {"$ref": _REF.format(model="Webhook")},
+                                            }
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "401": _COMMON_ERRORS["401"],
+                    },
+                },
+            },
+            "/v1/webhooks/{id}": {
+                "parameters": [_WEBHOOK_ID],
+                "get": {
+                    "operationId": "getWebhook",
+                    "summary": "One endpoint",
+                    "responses": {
+                        "200": _json("The endpoint", "Webhook"),
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such endpoint for this client"),
+                    },
+                },
+                "delete": {
+                    "operationId": "deleteWebhook",
+                    "summary": "Remove an endpoint",
+                    "responses": {
+                        "204": {"description": "Removed"},
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such endpoint for this client"),
+                    },
+                },
+            },
+            "/v1/webhooks/{id}/rotate-secret": {
+                "parameters": [_WEBHOOK_ID],
+                "post": {
+                    "operationId": "rotateWebhookSecret",
+                    "summary": "A new secret; the old one keeps signing too for 24 h",
+                    "responses": {
+                        "200": _json("The endpoint with its new secret", "Webhook"),
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such endpoint for this client"),
+                    },
+                },
+            },
+            "/v1/webhooks/{id}/test": {
+                "parameters": [_WEBHOOK_ID],
+                "post": {
+                    "operationId": "testWebhook",
+                    "summary": "Queue a webhook.test event for this endpoint",
+                    "responses": {
+                        "202": {"description": "Queued", "content": {"application/json": {}}},
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such endpoint for this client"),
+                    },
+                },
             },
             "/v1/openapi.json": {
                 "get": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ from mailrelay.ports import StatusStore, StorageError
 from mailrelay.settings import Settings
 from mailrelay.submission import Accepted, Submission, SubmissionService, utcnow
 from mailrelay.uploads import UploadService
+from mailrelay.webhooks.management import WebhookManagement
 
 MAX_BATCH = 100
 # AWS Lambda takes at most 6,291,456 bytes in a synchronous invocation
@@ -60,6 +61,7 @@ class ApiOperations:
         idempotency: IdempotentRunner,
         uploads: UploadService,
         events: EventFeed | None = None,
+        webhooks: WebhookManagement | None = None,
     ) -> None:
         self.settings = settings
         self.clients = clients
@@ -68,6 +70,7 @@ class ApiOperations:
         self.idempotency = idempotency
         self.uploads = uploads
         self.events = events
+        self.webhooks = webhooks
 
     def authenticate(self, authorization: str | None) -> Client:
         try:
@@ -209,3 +212,31 @@ class ApiOperations:
         except StorageError as exc:
             raise TemporarilyUnavailable("the event store is unavailable, please retry",
                                          retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
+
+    def _webhooks(self, operation: Callable[[WebhookManagement], Any]) -> Any:
+        if self.webhooks is None:
+            raise NotFound("webhooks are not configured here")
+        try:
+            return operation(self.webhooks)
+        except StorageError as exc:
+            raise TemporarilyUnavailable("the webhook store is unavailable, please retry",
+                                         retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
+
+    def create_webhook(self, client: Client, body: bytes | None) -> Reply:
+        parsed = self._json(body)
+        return Reply(201, self._webhooks(lambda w: w.create(client.id, parsed)))
+
+    def list_webhooks(self, client: Client) -> Reply:
+        return Reply(200, {"webhooks": self._webhooks(lambda w: w.list(client.id))})
+
+    def get_webhook(self, client: Client, endpoint_id: str) -> Reply:
+        return Reply(200, self._webhooks(lambda w: w.get(client.id, endpoint_id)))
+
+    def delete_webhook(self, client: Client, endpoint_id: str) -> None:
+        self._webhooks(lambda w: w.delete(client.id, endpoint_id))
+
+    def rotate_webhook_secret(self, client: Client, endpoint_id: str) -> Reply:
+        return Reply(200, self._webhooks(lambda w: w.rotate_secret(client.id, endpoint_id)))
+
+    def test_webhook(self, client: Client, endpoint_id: str) -> Reply:
+        return Reply(202, self._webhooks(lambda w: w.send_test(client.id, endpoint_id)))
