@@ -13,3 +13,4 @@ _.RequestItems  # keyword argument of a botocore call the bench fakes
 _.higher_is_better  # a field of the bench's table rows, read through dataclasses.asdict
 _.moto_server  # a fixture requested for its side effect (the AWS stand-in running)
 _.fold  # the email package folds a header object by calling its fold() (mailrelay.mime_builder.AddressField)
+_.latency_ms  # a field of a webhook delivery attempt, shown by GET /v1/webhooks/{id}/deliveries (model_dump)

@@ -135,6 +135,16 @@ def create_app(operations: Callable[[], ApiOperations]) -> APIGatewayHttpResolve
         ops = operations()
         return _json_response(ops.test_webhook(ops.authenticate(header("authorization")), webhook_id))
 
+    @app.get("/v1/webhooks/<webhook_id>/deliveries")
+    def webhook_deliveries(webhook_id: str) -> Response[str]:
+        ops = operations()
+        return _json_response(ops.webhook_deliveries(ops.authenticate(header("authorization")), webhook_id))
+
+    @app.post("/v1/webhooks/<webhook_id>/replay")
+    def replay_webhook(webhook_id: str) -> Response[str]:
+        ops = operations()
+        return _json_response(ops.replay_webhook(ops.authenticate(header("authorization")), webhook_id, body()))
+
     @app.exception_handler(MailrelayError)
     def on_mailrelay_error(exc: MailrelayError) -> Response[str]:
         problem = problem_for(exc)

@@ -62,9 +62,9 @@ class Api:
         path, _, query = path.partition("?")
         event["rawQueryString"] = query
         if query:
-            from urllib.parse import parse_qsl
+            from local_stack.http_gateway import query_parameters
 
-            event["queryStringParameters"] = dict(parse_qsl(query))
+            event["queryStringParameters"] = query_parameters(query)
         else:
             event.pop("queryStringParameters", None)
         event["rawPath"] = path

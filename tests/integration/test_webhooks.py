@@ -133,3 +133,31 @@ def test_a_test_event_is_delivered(api: Api, client_key, receiver, webhooks):
     assert queued.status == 202
     drain(webhooks)
     assert [(e["type"], e["id"]) for e in receiver.verified] == [("webhook.test", queued.json()["id"])]
+
+
+def test_replay_sends_stored_events_again_with_their_original_ids(api: Api, client_key, receiver, events, webhooks):
+    from datetime import UTC, datetime, timedelta
+
+    created = register(api, client_key, receiver)
+    api("POST", "/v1/messages", MESSAGE, key=client_key)
+    events.drain()
+    drain(webhooks)
+    (first,) = receiver.verified
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    replayed = api("POST", f"/v1/webhooks/{created['id']}/replay", {"since": since}, key=client_key)
+    assert replayed.status == 202 and replayed.json() == {"queued": 1, "complete": True}
+    drain(webhooks)
+    assert [e["id"] for e in receiver.verified] == [first["id"], first["id"]]
+    bad = api("POST", f"/v1/webhooks/{created['id']}/replay", {"since": "soon"}, key=client_key)
+    assert bad.status == 422 and bad.json()["errors"][0]["field"] == "since"
+
+
+def test_the_deliveries_log_shows_each_attempt(api: Api, client_key, receiver, events, webhooks):
+    created = register(api, client_key, receiver)
+    receiver.behaviour = ["503"]
+    api("POST", "/v1/messages", MESSAGE, key=client_key)
+    events.drain()
+    drain(webhooks)
+    log = api("GET", f"/v1/webhooks/{created['id']}/deliveries", key=client_key).json()["deliveries"]
+    assert [(d["attempt"], d["status_code"], d["result"]) for d in log] == [(2, 204, "delivered"), (1, 503, "retry")]
+    assert all(d["event_type"] == "message.accepted" and d["latency_ms"] >= 0 for d in log)

@@ -130,6 +130,8 @@ def test_events_still_settling_are_not_shown_yet(world) -> None:
         ({"limit": "101"}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"type": ""}, "type"),
+        ({"since": "0.5"}, "since"),  # Unix seconds are not RFC 3339
     ],
 )
 def test_bad_parameters_are_refused_naming_the_field(world, params, field) -> None:

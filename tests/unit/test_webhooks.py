@@ -38,6 +38,7 @@ def resolve(host: str, port: int) -> list[str]:
 @dataclass
 class MemoryWebhooks:
     endpoints: dict[tuple[str, str], Endpoint] = field(default_factory=dict)
+    log: dict[tuple[str, str], list] = field(default_factory=dict)
 
     def create(self, endpoint: Endpoint) -> None:
         self.endpoints[(endpoint.client_id, endpoint.id)] = endpoint
@@ -52,6 +53,12 @@ class MemoryWebhooks:
 
     def delete(self, client_id: str, endpoint_id: str) -> bool:
         return self.endpoints.pop((client_id, endpoint_id), None) is not None
+
+    def record_attempt(self, client_id: str, endpoint_id: str, attempt) -> None:
+        self.log.setdefault((client_id, endpoint_id), []).insert(0, attempt)
+
+    def attempts(self, client_id: str, endpoint_id: str, limit: int):
+        return self.log.get((client_id, endpoint_id), [])[:limit]
 
 
 @dataclass

@@ -8,6 +8,7 @@ Adapters (``mailrelay.adapters``) implement these; only the composition roots (`
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -15,7 +16,7 @@ from typing import Protocol
 from mailrelay.events.model import Event
 from mailrelay.models.client import Client
 from mailrelay.models.status import MessageStatus
-from mailrelay.webhooks.model import Endpoint
+from mailrelay.webhooks.model import DeliveryAttempt, Endpoint
 from mailrelay.webhooks.targets import Target
 
 
@@ -208,6 +209,11 @@ class WebhookStore(Protocol):
     def get(self, client_id: str, endpoint_id: str) -> Endpoint | None: ...
     def list(self, client_id: str) -> list[Endpoint]: ...
     def delete(self, client_id: str, endpoint_id: str) -> bool: ...
+    def record_attempt(self, client_id: str, endpoint_id: str, attempt: DeliveryAttempt) -> None:
+        """Kept for a while (the deliveries log), newest first in ``attempts``."""
+        ...
+
+    def attempts(self, client_id: str, endpoint_id: str, limit: int) -> builtins.list[DeliveryAttempt]: ...
 
 
 class AddressResolver(Protocol):

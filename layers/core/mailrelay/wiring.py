@@ -86,10 +86,11 @@ class Services:
     def webhooks(self) -> WebhookManagement:
         from mailrelay.api.problems import from_validation_error
 
-        hooks = get_webhook_settings()
+        hooks, events = get_webhook_settings(), self.event_settings
         store = DynamoWebhookStore(hooks.webhooks_table, self.dynamodb)
         jobs = SqsQueue(hooks.webhook_queue_url, self.sqs)
-        return WebhookManagement(hooks, store, resolve_addresses, jobs, utcnow, from_validation_error)
+        stored = DynamoEventStore(events.events_table, events.retention_days, self.dynamodb)
+        return WebhookManagement(hooks, store, resolve_addresses, jobs, utcnow, from_validation_error, stored)
 
 
 def build_event_recorder(

@@ -229,9 +229,9 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
             "/v1/webhooks/{id}": {
-                "parameters": [_WEBHOOK_ID],
                 "get": {
                     "operationId": "getWebhook",
+                    "parameters": [_WEBHOOK_ID],
                     "summary": "One endpoint",
                     "responses": {
                         "200": _json("The endpoint", "Webhook"),
@@ -241,6 +241,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "delete": {
                     "operationId": "deleteWebhook",
+                    "parameters": [_WEBHOOK_ID],
                     "summary": "Remove an endpoint",
                     "responses": {
                         "204": {"description": "Removed"},
@@ -250,9 +251,9 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
             "/v1/webhooks/{id}/rotate-secret": {
-                "parameters": [_WEBHOOK_ID],
                 "post": {
                     "operationId": "rotateWebhookSecret",
+                    "parameters": [_WEBHOOK_ID],
                     "summary": "A new secret; the old one keeps signing too for 24 h",
                     "responses": {
                         "200": _json("The endpoint with its new secret", "Webhook"),
@@ -262,13 +263,53 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
             "/v1/webhooks/{id}/test": {
-                "parameters": [_WEBHOOK_ID],
                 "post": {
                     "operationId": "testWebhook",
+                    "parameters": [_WEBHOOK_ID],
                     "summary": "Queue a webhook.test event for this endpoint",
                     "responses": {
                         "202": {"description": "Queued", "content": {"application/json": {}}},
                         "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such endpoint for this client"),
+                    },
+                },
+            },
+            "/v1/webhooks/{id}/deliveries": {
+                "get": {
+                    "operationId": "listWebhookDeliveries",
+                    "parameters": [_WEBHOOK_ID],
+                    "summary": "Recent attempts (newest first): status code, latency, error",
+                    "responses": {
+                        "200": {"description": "The attempts", "content": {"application/json": {}}},
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such endpoint for this client"),
+                    },
+                },
+            },
+            "/v1/webhooks/{id}/replay": {
+                "post": {
+                    "operationId": "replayWebhook",
+                    "parameters": [_WEBHOOK_ID],
+                    "summary": "Send the stored events recorded in [since, until) again, with their original ids",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["since"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "since": {"type": "string", "format": "date-time"},
+                                        "until": {"type": "string", "format": "date-time"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": {"description": "Queued", "content": {"application/json": {}}},
+                        **_COMMON_ERRORS,
                         "404": _problem("No such endpoint for this client"),
                     },
                 },

@@ -240,3 +240,10 @@ class ApiOperations:
 
     def test_webhook(self, client: Client, endpoint_id: str) -> Reply:
         return Reply(202, self._webhooks(lambda w: w.send_test(client.id, endpoint_id)))
+
+    def webhook_deliveries(self, client: Client, endpoint_id: str) -> Reply:
+        return Reply(200, self._webhooks(lambda w: w.deliveries(client.id, endpoint_id)))
+
+    def replay_webhook(self, client: Client, endpoint_id: str, body: bytes | None) -> Reply:
+        parsed = self._json(body)
+        return Reply(202, self._webhooks(lambda w: w.replay(client.id, endpoint_id, parsed)))

@@ -18,16 +18,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import AwareDatetime, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from mailrelay.errors import FieldProblem, InvalidRequest
-from mailrelay.events.model import EVENT_TYPES
+from mailrelay.events.model import EVENT_TYPES, Instant
 from mailrelay.ids import is_message_id
 from mailrelay.ports import EventStore
 
 DEFAULT_LIMIT = 50
+_PARAMETERS = ("since", "type", "message_id", "limit", "cursor")
 MAX_LIMIT = 100
-_INSTANT: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+_INSTANT: TypeAdapter[datetime] = TypeAdapter(Instant)
 
 
 def position_of(recorded_at: datetime, event_id: str) -> str:
@@ -36,7 +37,8 @@ def position_of(recorded_at: datetime, event_id: str) -> str:
     return f"{stamp}#{event_id}"
 
 
-def _bound(instant: datetime) -> str:
+def position_bound(instant: datetime) -> str:
+    """Sorts before every position recorded at or after ``instant`` and after every earlier one."""
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -56,7 +58,7 @@ class FeedQuery:
 def parse_query(params: Mapping[str, str] | None) -> FeedQuery:
     """The query string, checked field by field; every problem is reported at once."""
     params = params or {}
-    problems: list[FieldProblem] = []
+    problems = [FieldProblem(k, "must not be empty") for k in _PARAMETERS if k in params and not params[k]]
     since = None
     if params.get("since"):
         try:
@@ -115,8 +117,8 @@ class EventFeed:
 
     def page(self, client_id: str, params: Mapping[str, str] | None) -> dict[str, Any]:
         query = parse_query(params)
-        lower = _bound(query.since) if query.since else ""
-        upper = _bound(self.clock() - self.settle)
+        lower = position_bound(query.since) if query.since else ""
+        upper = position_bound(self.clock() - self.settle)
         found = self.store.read(
             client_id, after=query.after, lower=lower, upper=upper, types=query.types,
             message_id=query.message_id, limit=query.limit,

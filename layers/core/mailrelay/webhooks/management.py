@@ -11,18 +11,30 @@ from typing import Any
 from pydantic import ValidationError
 
 from mailrelay.errors import InvalidRequest, NotFound
-from mailrelay.ports import AddressResolver, Queue, WebhookStore
+from mailrelay.events.feed import position_bound
+from mailrelay.ports import AddressResolver, EventStore, OutgoingMessage, Queue, StorageError, WebhookStore
 from mailrelay.webhooks.jobs import WebhookJob
-from mailrelay.webhooks.model import ROTATION_OVERLAP, TEST_EVENT, Endpoint, WebhookRequest, new_endpoint_id
+from mailrelay.webhooks.model import (
+    ROTATION_OVERLAP,
+    TEST_EVENT,
+    Endpoint,
+    ReplayRequest,
+    WebhookRequest,
+    new_endpoint_id,
+)
 from mailrelay.webhooks.settings import WebhookSettings
 from mailrelay.webhooks.signing import new_secret
 from mailrelay.webhooks.targets import UnsafeTarget, resolve_target
+
+DELIVERIES_SHOWN = 50
+REPLAY_MAX = 1000  # events queued by one replay call
 
 
 class WebhookManagement:
     def __init__(
         self, settings: WebhookSettings, store: WebhookStore, resolve: AddressResolver, jobs: Queue,
         clock: Callable[[], datetime], invalid: Callable[[ValidationError], InvalidRequest],
+        events: EventStore | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
         self.store = store
@@ -30,6 +42,7 @@ class WebhookManagement:
         self.jobs = jobs
         self.clock = clock
         self.invalid = invalid  # the API's one formatter of validation errors
+        self.events = events  # the stored events a replay re-sends
 
     def create(self, client_id: str, body: Any) -> dict[str, Any]:
         try:
@@ -87,3 +100,44 @@ class WebhookManagement:
         if endpoint is None:
             raise NotFound(f"no webhook {endpoint_id!r} for this client")
         return endpoint
+
+    def deliveries(self, client_id: str, endpoint_id: str) -> dict[str, Any]:
+        endpoint = self._endpoint(client_id, endpoint_id)
+        attempts = self.store.attempts(client_id, endpoint.id, DELIVERIES_SHOWN)
+        return {"deliveries": [a.model_dump(mode="json") for a in attempts]}
+
+    def replay(self, client_id: str, endpoint_id: str, body: Any) -> dict[str, Any]:
+        """Queue the endpoint's stored events recorded in [since, until) again, with their original ids.
+        At most REPLAY_MAX per call: ``resume_since`` says where to continue."""
+        endpoint = self._endpoint(client_id, endpoint_id)
+        try:
+            request = ReplayRequest.model_validate(body)
+        except ValidationError as exc:
+            raise self.invalid(exc) from None
+        now = self.clock()
+        until = min(request.until or now, now)
+        if until <= request.since:
+            raise InvalidRequest.at("until", "must be later than since (and since must be in the past)")
+        if self.events is None:
+            raise NotFound("replay is not configured here")
+        after, queued, upper = None, 0, position_bound(until)
+        while queued < REPLAY_MAX:
+            found = self.events.read(
+                client_id, after=after, lower=position_bound(request.since), upper=upper, types=None,
+                message_id=None, limit=100,
+            )  # fmt: skip
+            messages: list[OutgoingMessage] = [
+                WebhookJob(client_id=client_id, endpoint_id=endpoint.id, event=s.event.envelope()).message()
+                for s in found.events
+                if endpoint.events is None or s.event.type in endpoint.events
+            ]
+            for start in range(0, len(messages), 10):
+                outcome = self.jobs.send_batch(messages[start : start + 10])
+                if any(error is not None for error in outcome.values()):
+                    raise StorageError("the webhook queue refused part of the replay; nothing is lost, retry it")
+            queued += len(messages)
+            after = found.resume_after or after
+            if not found.more:
+                return {"queued": queued, "complete": True}
+        # Positions start with the time they were recorded: replaying from there again repeats at most a few.
+        return {"queued": queued, "complete": False, "resume_since": (after or "").split("#")[0]}

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from mailrelay.events.model import EventType
+from mailrelay.events.model import EventType, Instant
 
 ROTATION_OVERLAP = timedelta(hours=24)  # the old secret keeps signing this long after a rotation
 TEST_EVENT = "webhook.test"
@@ -16,6 +16,28 @@ TEST_EVENT = "webhook.test"
 
 def new_endpoint_id() -> str:
     return "wh_" + secrets.token_hex(12)
+
+
+class DeliveryAttempt(BaseModel):
+    """One POST of one event to one endpoint, as GET /v1/webhooks/{id}/deliveries shows it."""
+
+    event_id: str
+    event_type: str
+    attempt: int
+    at: AwareDatetime
+    status_code: int | None
+    latency_ms: int
+    error: str | None = None
+    result: str  # delivered | retry | gave_up
+
+
+class ReplayRequest(BaseModel):
+    """The body of POST /v1/webhooks/{id}/replay: events recorded in [since, until)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: Instant
+    until: Instant | None = None
 
 
 class WebhookRequest(BaseModel):

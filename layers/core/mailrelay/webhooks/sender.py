@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
-from mailrelay.ports import AddressResolver, PostResult, WebhookPoster, WebhookStore
+from mailrelay.ports import AddressResolver, PostResult, StorageError, WebhookPoster, WebhookStore
 from mailrelay.webhooks.jobs import WebhookJob
+from mailrelay.webhooks.model import DeliveryAttempt, Endpoint
 from mailrelay.webhooks.settings import WebhookSettings
 from mailrelay.webhooks.signing import signed_headers
 from mailrelay.webhooks.targets import UnsafeTarget, resolve_target
@@ -69,6 +70,11 @@ class WebhookSender:
             extra={"endpoint_id": endpoint.id, "event_id": job.event["id"], "attempt": attempt,
                    "status": result.status, "seconds": round(result.seconds, 3), "error": result.error},
         )  # fmt: skip
+        outcome = self._decide(endpoint, result, attempt, now)
+        self._log(endpoint, job, attempt, now, result, outcome)
+        return outcome
+
+    def _decide(self, endpoint: Endpoint, result: PostResult, attempt: int, now: datetime) -> SendOutcome:
         if result.status is not None and 200 <= result.status < 300:
             if endpoint.failing_since is not None:
                 self.store.save(endpoint.model_copy(update={"failing_since": None}))
@@ -85,3 +91,16 @@ class WebhookSender:
         if attempt >= len(schedule):
             return SendOutcome("gave_up", status=result.status, error=error)
         return SendOutcome("retry", retry_in=schedule[attempt], status=result.status, error=error)
+
+    def _log(
+        self, endpoint: Endpoint, job: WebhookJob, attempt: int, now: datetime, result: PostResult, outcome: SendOutcome
+    ) -> None:
+        entry = DeliveryAttempt(
+            event_id=str(job.event["id"]), event_type=str(job.event.get("type", "")), attempt=attempt, at=now,
+            status_code=result.status, latency_ms=round(result.seconds * 1000), error=result.error,
+            result=outcome.result,
+        )  # fmt: skip
+        try:
+            self.store.record_attempt(endpoint.client_id, endpoint.id, entry)
+        except StorageError as exc:  # the log is for people; the delivery itself is decided
+            logger.warning("could not log the webhook attempt", extra={"endpoint_id": endpoint.id, "error": str(exc)})
