@@ -60,6 +60,16 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def query_parameters(query: str) -> dict[str, str]:
+    """As payload format 2.0 carries them: "Duplicate query strings are combined with commas and included in
+    the queryStringParameters field" (https://docs.aws.amazon.com/apigateway/latest/developerguide/
+    http-api-develop-integrations-lambda.html); a parameter without a value is kept, empty."""
+    found: dict[str, list[str]] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        found.setdefault(key, []).append(value)
+    return {key: ",".join(values) for key, values in found.items()}
+
+
 def build_event(
     method: str, target: str, headers: dict[str, str], body: bytes, route: Route, source_ip: str
 ) -> dict[str, Any]:
@@ -85,7 +95,7 @@ def build_event(
         "isBase64Encoded": False,
     }  # fmt: skip
     if parts.query:
-        event["queryStringParameters"] = dict(parse_qsl(parts.query))
+        event["queryStringParameters"] = query_parameters(parts.query)
     if match.groupdict():
         event["pathParameters"] = match.groupdict()
     if body:

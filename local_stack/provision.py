@@ -22,11 +22,13 @@ class LocalResources:
 
 
 def provision(session: Any, template: dict[str, Any] | None = None, prefix: str = "mailrelay") -> LocalResources:
-    """Create every SQS queue, DynamoDB table and S3 bucket the template declares."""
+    """Create every SQS queue, DynamoDB table (with its indexes and stream), S3 bucket and event bus the
+    template declares."""
     template = template or load_template()
     resources: dict[str, Any] = template["Resources"]
     out = LocalResources()
     sqs, ddb, s3 = session.client("sqs"), session.client("dynamodb"), session.client("s3")
+    events = session.client("events")
     ordered = sorted(resources.items(), key=lambda kv: "RedrivePolicy" in kv[1].get("Properties", {}))
     for logical, resource in ordered:
         props = resource.get("Properties", {})
@@ -48,20 +50,30 @@ def provision(session: Any, template: dict[str, Any] | None = None, prefix: str 
             options: dict[str, Any] = {}
             if "GlobalSecondaryIndexes" in props:
                 options["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-            ddb.create_table(
+            if "StreamSpecification" in props:
+                options["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+            table = ddb.create_table(
                 TableName=name,
                 AttributeDefinitions=props["AttributeDefinitions"],
                 KeySchema=props["KeySchema"],
                 BillingMode="PAY_PER_REQUEST",
                 **options,
-            )
+            )["TableDescription"]
             out.names[logical] = name
+            out.arns[logical] = table["TableArn"]
+            if "LatestStreamArn" in table:
+                out.arns[f"{logical}.StreamArn"] = table["LatestStreamArn"]
         elif kind == "AWS::S3::Bucket":
             region = s3.meta.region_name
             config = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
             s3.create_bucket(Bucket=name, **config)
             out.names[logical] = name
+        elif kind == "AWS::Events::EventBus":
+            out.arns[logical] = events.create_event_bus(Name=name)["EventBusArn"]
+            out.names[logical] = name
     out.environment = function_environment(template, out, resources)
+    if "EventBus" in out.names:  # the events function's own variable (the template picks this bus or a named one)
+        out.environment["MAILRELAY_EVENT_BUS_NAME"] = out.names["EventBus"]
     variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
     parameters = template.get("Parameters", {})
     out.tunable = frozenset(

@@ -1,7 +1,8 @@
 """`make run`: the whole system on one machine, with moto's server standing in for AWS.
 
-Real API and delivery handlers, the real SMTP bridge and the real SMTP client; a local poller plays
-Lambda's SQS trigger and a capture server plays the upstream unless one is configured.
+Real API, delivery and events handlers, the real SMTP bridge and the real SMTP client; local pollers play
+Lambda's SQS trigger and its DynamoDB Streams trigger, and a capture server plays the upstream unless one
+is configured.
 """
 
 from __future__ import annotations
@@ -159,6 +160,10 @@ class LocalStack:
             if name not in aws.resources.tunable or name not in os.environ:  # e.g. MAILRELAY_MAX_MESSAGE_BYTES
                 os.environ[name] = value
         os.environ["MAILRELAY_DEAD_LETTER_QUEUE_URL"] = aws.resources.names.get("DeliveryDeadLetterQueue", "")
+        # One local writer: the feed need not wait long for concurrent writes to settle.
+        os.environ.setdefault("MAILRELAY_EVENTS_FEED_SETTLE_SECONDS", "1")
+        # Only here may webhooks go to http://127.0.0.1 (a receiver on this machine); never in AWS.
+        os.environ["MAILRELAY_WEBHOOKS_ALLOW_LOOPBACK_HTTP"] = "true"
         tls = ensure_tls(self.state / "tls")
         capture_dir = self.state / "captured"
 
@@ -186,15 +191,21 @@ class LocalStack:
         # Handlers read their settings at import, as at a Lambda cold start: environment first.
         if str(project_root()) not in sys.path:
             sys.path.insert(0, str(project_root()))  # functions/ are not installed, as in Lambda
+        from mailrelay.events.settings import get_event_settings
         from mailrelay.settings import get_settings
+        from mailrelay.webhooks.settings import get_webhook_settings
         from mailrelay.wiring import Services
 
         get_settings.cache_clear()
+        get_event_settings.cache_clear()
+        get_webhook_settings.cache_clear()
         services = Services(get_settings())
         client, key = self._dev_client(services, previous)
 
         from functions.api import app as api_app
         from functions.deliver import app as deliver_app
+        from functions.events import app as events_app
+        from functions.webhooks import app as webhooks_app
         from local_stack.http_gateway import HttpGateway, routes_from_template
         from local_stack.sqs_poller import SqsPoller
 
@@ -217,6 +228,31 @@ class LocalStack:
         )  # fmt: skip
         poller.start()
         self.components.append(poller)
+
+        from local_stack.stream_poller import StreamPoller, streams_client
+
+        events_function = template["Resources"]["EventsFunction"]["Properties"]
+        stream_event = next(e["Properties"] for e in events_function["Events"].values() if e["Type"] == "DynamoDB")
+        stream_poller = StreamPoller(
+            streams_client(REGION), aws.resources.arns["MessagesTable.StreamArn"], events_app.lambda_handler,
+            batch_size=int(stream_event.get("BatchSize", 100)),
+            window_seconds=float(stream_event.get("MaximumBatchingWindowInSeconds", 1)),
+            timeout_ms=int(events_function.get("Timeout", 60)) * 1000, region=REGION,
+            bisect=stream_event.get("BisectBatchOnFunctionError") is True,
+        )  # fmt: skip
+        stream_poller.start()
+        self.components.append(stream_poller)
+
+        hooks = template["Resources"]["WebhookFunction"]["Properties"]
+        hooks_event = next(e["Properties"] for e in hooks["Events"].values() if e["Type"] == "SQS")
+        webhook_poller = SqsPoller(
+            boto3.client("sqs", region_name=REGION), aws.resources.names["WebhookQueue"],
+            aws.resources.arns["WebhookQueue"], webhooks_app.lambda_handler,
+            batch_size=int(hooks_event.get("BatchSize", 10)), window_seconds=1,
+            timeout_ms=int(hooks.get("Timeout", 60)) * 1000, region=REGION,
+        )  # fmt: skip
+        webhook_poller.start()
+        self.components.append(webhook_poller)
 
         from smtp_bridge.settings import BridgeSettings
 
@@ -246,6 +282,7 @@ class LocalStack:
 
         info = {
             "api_url": f"http://{host}:{gateway.port}",
+            "events_url": f"http://{host}:{gateway.port}/v1/events",
             "api_key": key,
             "smtp_host": host,
             "smtp_starttls_port": bridge_ports["starttls"],
@@ -261,6 +298,7 @@ class LocalStack:
             "aws_endpoint_url": aws.endpoint_url,
             "aws_region": REGION,
             "clients_table": aws.resources.names["ClientsTable"],
+            "event_bus": aws.resources.names["EventBus"],
             "pid": os.getpid(),
         }
         info_path = self.state / "local.json"
@@ -321,6 +359,7 @@ def print_banner(info: dict[str, Any], info_path: Path) -> None:
             if info.get("simulator_domain")
             else []
         ),
+        f"  events feed     {info['events_url']}   (each event is also logged here as it is recorded)",
         f"  AWS stand-in    {info['aws_endpoint_url']} (moto)",
         "",
         f"  The same, as JSON: {info_path}",

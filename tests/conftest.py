@@ -13,7 +13,9 @@ import pytest
 from moto import mock_aws
 
 from local_stack.provision import LocalResources, provision
+from mailrelay.events.settings import get_event_settings
 from mailrelay.settings import Settings, get_settings, settings_from
+from mailrelay.webhooks.settings import get_webhook_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -40,8 +42,12 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalResources]:
         for key, value in resources.environment.items():
             monkeypatch.setenv(key, value)
         get_settings.cache_clear()
+        get_event_settings.cache_clear()
+        get_webhook_settings.cache_clear()
         yield resources
     get_settings.cache_clear()
+    get_event_settings.cache_clear()
+    get_webhook_settings.cache_clear()
 
 
 @pytest.fixture

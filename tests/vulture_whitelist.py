@@ -19,3 +19,4 @@ _.tell  # io.RawIOBase protocol: botocore reads a body's start position
 _._create_envelope  # aiosmtpd's documented factory hook, called for every new transaction
 _.should_exit  # uvicorn's Server reads it to stop serving (local_stack.viewer.ViewerServer.stop)
 _.binary_location  # Selenium's ChromeOptions: which browser chromedriver starts (tests/viewer/test_browser.py)
+_.latency_ms  # a field of a webhook delivery attempt, shown by GET /v1/webhooks/{id}/deliveries (model_dump)

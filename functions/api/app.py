@@ -43,6 +43,8 @@ def build_operations(settings: Settings, services: Services | None = None) -> Ap
         MessageHistory(services.statuses),
         services.statuses,
         services.content,
+        services.event_feed,
+        services.webhooks,
     )
 
 
@@ -121,6 +123,53 @@ def create_app(operations: Callable[[], ApiOperations]) -> APIGatewayHttpResolve
         ops = operations()
         client = ops.authenticate(header("authorization"))
         return _json_response(ops.get_message(client, message_id))
+
+    @app.get("/v1/events")
+    def list_events() -> Response[str]:
+        ops = operations()
+        client = ops.authenticate(header("authorization"))
+        return _json_response(ops.list_events(client, app.current_event.query_string_parameters))
+
+    @app.post("/v1/webhooks")
+    def create_webhook() -> Response[str]:
+        ops = operations()
+        return _json_response(ops.create_webhook(ops.authenticate(header("authorization")), body()))
+
+    @app.get("/v1/webhooks")
+    def list_webhooks() -> Response[str]:
+        ops = operations()
+        return _json_response(ops.list_webhooks(ops.authenticate(header("authorization"))))
+
+    @app.get("/v1/webhooks/<webhook_id>")
+    def get_webhook(webhook_id: str) -> Response[str]:
+        ops = operations()
+        return _json_response(ops.get_webhook(ops.authenticate(header("authorization")), webhook_id))
+
+    @app.delete("/v1/webhooks/<webhook_id>")
+    def delete_webhook(webhook_id: str) -> Response[str]:
+        ops = operations()
+        ops.delete_webhook(ops.authenticate(header("authorization")), webhook_id)
+        return Response(204, None, "")
+
+    @app.post("/v1/webhooks/<webhook_id>/rotate-secret")
+    def rotate_webhook_secret(webhook_id: str) -> Response[str]:
+        ops = operations()
+        return _json_response(ops.rotate_webhook_secret(ops.authenticate(header("authorization")), webhook_id))
+
+    @app.post("/v1/webhooks/<webhook_id>/test")
+    def test_webhook(webhook_id: str) -> Response[str]:
+        ops = operations()
+        return _json_response(ops.test_webhook(ops.authenticate(header("authorization")), webhook_id))
+
+    @app.get("/v1/webhooks/<webhook_id>/deliveries")
+    def webhook_deliveries(webhook_id: str) -> Response[str]:
+        ops = operations()
+        return _json_response(ops.webhook_deliveries(ops.authenticate(header("authorization")), webhook_id))
+
+    @app.post("/v1/webhooks/<webhook_id>/replay")
+    def replay_webhook(webhook_id: str) -> Response[str]:
+        ops = operations()
+        return _json_response(ops.replay_webhook(ops.authenticate(header("authorization")), webhook_id, body()))
 
     @app.exception_handler(MailrelayError)
     def on_mailrelay_error(exc: MailrelayError) -> Response[str]:

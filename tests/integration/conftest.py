@@ -61,6 +61,16 @@ class Api:
             ("GET", "/v1/openapi.json"): "api_openapi.json",
         }.get((method, path), "api_get_message.json")
         event = load_event(template)
+        if query:
+            path += "?" + urlencode(query)
+        path, _, raw_query = path.partition("?")
+        event["rawQueryString"] = raw_query
+        if raw_query:
+            from local_stack.http_gateway import query_parameters
+
+            event["queryStringParameters"] = query_parameters(raw_query)
+        else:
+            event.pop("queryStringParameters", None)
         event["rawPath"] = path
         event["requestContext"]["http"]["method"] = method
         event["requestContext"]["http"]["path"] = path
@@ -74,10 +84,6 @@ class Api:
         elif body is not None:
             event["body"] = json.dumps(body)
             event["headers"]["content-type"] = "application/json"
-        event.pop("queryStringParameters", None)
-        event["rawQueryString"] = urlencode(query or {})
-        if query:
-            event["queryStringParameters"] = dict(query)
         if path.startswith("/v1/messages/") and path != "/v1/messages/batch":
             event["pathParameters"] = {"id": path.rsplit("/", 1)[1]}
         result = self.handler(event, LambdaContext())

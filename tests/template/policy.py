@@ -374,11 +374,12 @@ def stateful_data_retained(template: Template) -> list[str]:
 
 
 def no_broad_managed_policies(template: Template) -> list[str]:
-    """AWSLambdaSQSQueueExecutionRole (SAM's default for an SQS event) reaches every queue in the account."""
+    """AWSLambdaSQSQueueExecutionRole and AWSLambdaDynamoDBExecutionRole (SAM's defaults for SQS and DynamoDB
+    events) reach every queue and every stream in the account."""
     found = []
     for name, props in resources(template, "AWS::IAM::Role"):
         for arn in props.get("ManagedPolicyArns") or []:
-            if "AWSLambdaSQSQueueExecutionRole" in str(arn):
+            if "AWSLambdaSQSQueueExecutionRole" in str(arn) or "AWSLambdaDynamoDBExecutionRole" in str(arn):
                 found.append(f"{name}: {arn}")
     return found
 
@@ -393,6 +394,102 @@ def plain_listener_internal_only(template: Template) -> list[str]:
             if "BridgeLoadBalancerScheme" in _refs(assertion.get("Assert")) and "internal" in str(assertion):
                 return []
     return [f"{', '.join(plain)}: no Rule keeps the plain listener off internet-facing load balancers"]
+
+
+# -- delivery events ----------------------------------------------------------------------------------
+
+
+def _stream_mappings(template: Template) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """(mapping id, properties, table id) for every event source mapping fed by a DynamoDB stream."""
+    tables = dict(resources(template, "AWS::DynamoDB::Table"))
+    for name, props in resources(template, "AWS::Lambda::EventSourceMapping"):
+        table = referenced(props.get("EventSourceArn"))
+        if table in tables:
+            yield name, props, table
+
+
+def stream_records_never_dropped(template: Template) -> list[str]:
+    """A stream record whose events failed is retried until it leaves the stream (24 h), one failing record
+    does not hold its batch (bisect, partial failures), and what finally expires is described in a queue.
+    Lambda's defaults for MaximumRetryAttempts and MaximumRecordAgeInSeconds are -1 (infinite):
+    https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-params.html."""
+    found = []
+    for name, props, _ in _stream_mappings(template):
+        if "ReportBatchItemFailures" not in (props.get("FunctionResponseTypes") or []):
+            found.append(f"{name}: stream mapping without ReportBatchItemFailures")
+        if props.get("BisectBatchOnFunctionError") is not True:
+            found.append(f"{name}: stream mapping without BisectBatchOnFunctionError")
+        for limit in ("MaximumRetryAttempts", "MaximumRecordAgeInSeconds"):
+            if resolve(template, props.get(limit, -1)) != -1:
+                found.append(f"{name}: {limit} {props[limit]} drops records still in the stream")
+        if not ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination"):
+            found.append(f"{name}: no on-failure destination: records that expire unprocessed leave no trace")
+    return found
+
+
+def streams_carry_both_images(template: Template) -> list[str]:
+    """Events are derived from the record before and after each write."""
+    tables = dict(resources(template, "AWS::DynamoDB::Table"))
+    return [
+        f"{table}: stream view {view!r}, not NEW_AND_OLD_IMAGES"
+        for _, _, table in _stream_mappings(template)
+        if (view := (tables[table].get("StreamSpecification") or {}).get("StreamViewType")) != "NEW_AND_OLD_IMAGES"
+    ]
+
+
+def _statements(template: Template) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, props in resources(template, "AWS::IAM::Role"):
+        for policy_doc in props.get("Policies") or []:
+            for statement in (policy_doc.get("PolicyDocument") or {}).get("Statement") or []:
+                yield name, statement
+
+
+def event_puts_name_their_bus(template: Template) -> list[str]:
+    found = []
+    for role, statement in _statements(template):
+        actions = statement.get("Action")
+        actions = actions if isinstance(actions, list) else [actions]
+        if statement.get("Effect") == "Allow" and {"events:PutEvents", "events:*", "*"} & set(actions):
+            targets = statement.get("Resource")
+            targets = targets if isinstance(targets, list) else [targets]
+            if any(t == "*" or (isinstance(t, str) and t.endswith(":*")) for t in targets):
+                found.append(f"{role}: events:PutEvents on {targets!r}, not one bus")
+    return found
+
+
+def dead_letters_alarmed(template: Template) -> list[str]:
+    """Every queue that receives what could not be processed (a redrive target, a mapping's on-failure
+    destination) has an alarm on its depth."""
+    queues = dict(resources(template, "AWS::SQS::Queue"))
+    dead = {referenced((p.get("RedrivePolicy") or {}).get("deadLetterTargetArn")) for p in queues.values()}
+    for _, props in resources(template, "AWS::Lambda::EventSourceMapping"):
+        dead.add(referenced(((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")))
+    watched = set()
+    for _, alarm in resources(template, "AWS::CloudWatch::Alarm"):
+        if alarm.get("Namespace") == "AWS/SQS":
+            watched |= {referenced(d.get("Value")) for d in alarm.get("Dimensions") or []}
+    return [f"{q}: dead-letter queue without an alarm" for q in sorted(map(str, (dead & set(queues)) - watched))]
+
+
+def webhook_queue_outlives_its_retries(template: Template) -> list[str]:
+    """A webhook job is kept through every attempt of the retry schedule, and is not moved to the dead-letter
+    queue by its receive count before its last attempt (each attempt is one receive)."""
+    from mailrelay.webhooks.settings import DEFAULT_RETRY_SCHEDULE
+
+    found = []
+    for _, props, queue, _ in _sqs_mappings(template):
+        if referenced(props.get("FunctionName")) != "WebhookFunction":
+            continue
+        queue_props = template["Resources"][queue].get("Properties") or {}
+        retention = resolve(template, queue_props.get("MessageRetentionPeriod", SQS_DEFAULT_RETENTION))
+        if retention <= sum(DEFAULT_RETRY_SCHEDULE):
+            found.append(
+                f"{queue}: keeps jobs {retention}s, not past the retry schedule's {sum(DEFAULT_RETRY_SCHEDULE)}s"
+            )
+        receives = resolve(template, (queue_props.get("RedrivePolicy") or {}).get("maxReceiveCount", 0))
+        if receives <= len(DEFAULT_RETRY_SCHEDULE):
+            found.append(f"{queue}: maxReceiveCount {receives} moves jobs away before their last attempt")
+    return found or ([] if "WebhookFunction" in template.get("Resources", {}) else ["no webhook function"])
 
 
 RULES: dict[str, Rule] = {
@@ -414,4 +511,9 @@ RULES: dict[str, Rule] = {
     "stateful_data_retained": stateful_data_retained,
     "no_broad_managed_policies": no_broad_managed_policies,
     "plain_listener_internal_only": plain_listener_internal_only,
+    "stream_records_never_dropped": stream_records_never_dropped,
+    "streams_carry_both_images": streams_carry_both_images,
+    "event_puts_name_their_bus": event_puts_name_their_bus,
+    "dead_letters_alarmed": dead_letters_alarmed,
+    "webhook_queue_outlives_its_retries": webhook_queue_outlives_its_retries,
 }

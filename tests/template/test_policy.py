@@ -42,6 +42,13 @@ def sqs_function(template: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError("no SQS-triggered function in the template")
 
 
+def stream_event(template: dict[str, Any]) -> dict[str, Any]:
+    """The DynamoDB stream event of the events function."""
+    (event,) = [e for e in props(template, "EventsFunction")["Events"].values() if e["Type"] == "DynamoDB"]
+    result: dict[str, Any] = event["Properties"]
+    return result
+
+
 def first(template: dict[str, Any], kind: str) -> str:
     return next(name for name, r in template["Resources"].items() if r["Type"] == kind)
 
@@ -216,6 +223,55 @@ MUTATIONS: dict[str, tuple[str, Mutation]] = {
         "plain_listener_internal_only",
         lambda t: t["Rules"].pop("PlainListenerOnlyInternal"),
     ),
+    "stream mapping without partial failures": (
+        "stream_records_never_dropped",
+        lambda t: stream_event(t).pop("FunctionResponseTypes"),
+    ),
+    "stream mapping without bisect": (
+        "stream_records_never_dropped",
+        lambda t: stream_event(t).__setitem__("BisectBatchOnFunctionError", False),
+    ),
+    "stream records dropped after 3 retries": (
+        "stream_records_never_dropped",
+        lambda t: stream_event(t).__setitem__("MaximumRetryAttempts", 3),
+    ),
+    "stream records dropped after an hour": (
+        "stream_records_never_dropped",
+        lambda t: stream_event(t).__setitem__("MaximumRecordAgeInSeconds", 3600),
+    ),
+    "no on-failure destination": ("stream_records_never_dropped", lambda t: stream_event(t).pop("DestinationConfig")),
+    "stream without the old image": (
+        "streams_carry_both_images",
+        lambda t: props(t, "MessagesTable")["StreamSpecification"].__setitem__("StreamViewType", "NEW_IMAGE"),
+    ),
+    "PutEvents on every bus": (
+        "event_puts_name_their_bus",
+        lambda t: next(
+            s
+            for s in props(t, "EventsRole")["Policies"][0]["PolicyDocument"]["Statement"]
+            if s["Action"] == ["events:PutEvents"]
+        ).__setitem__("Resource", "*"),
+    ),
+    "events dead-letter queue without its alarm": (
+        "dead_letters_alarmed",
+        lambda t: t["Resources"].pop("EventsDeadLetterQueueNotEmptyAlarm"),
+    ),
+    "SAM's DynamoDB policy on the events function": (
+        "no_broad_managed_policies",
+        lambda t: (props(t, "EventsFunction").pop("Role"), props(t, "EventsFunction").__setitem__("Policies", [])),
+    ),
+    "webhook jobs dropped before the schedule ends": (
+        "webhook_queue_outlives_its_retries",
+        lambda t: props(t, "WebhookQueue").__setitem__("MessageRetentionPeriod", 86400),
+    ),
+    "webhook jobs dead-lettered before their last attempt": (
+        "webhook_queue_outlives_its_retries",
+        lambda t: props(t, "WebhookQueue")["RedrivePolicy"].__setitem__("maxReceiveCount", 5),
+    ),
+    "webhook dead-letter queue without its alarm": (
+        "dead_letters_alarmed",
+        lambda t: t["Resources"].pop("WebhookDeadLetterQueueNotEmptyAlarm"),
+    ),
     "python3.9 everywhere": (
         "arm64_and_recent_python",
         lambda t: t["Globals"]["Function"].__setitem__("Runtime", "python3.9"),
@@ -229,6 +285,7 @@ def test_the_rules_see_what_they_must_check() -> None:
     assert {"AWS::Lambda::EventSourceMapping", "AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::S3::Bucket"} <= kinds
     assert {"AWS::Logs::LogGroup", "AWS::Lambda::Function", "AWS::ApiGatewayV2::Api"} <= kinds
     assert list(policy._sqs_mappings(CFN)), "no SQS event source mapping found"
+    assert list(policy._stream_mappings(CFN)), "no DynamoDB stream event source mapping found"
     assert {(m, p) for m, p, _, _ in policy.http_routes(CFN)} >= {("POST", "/v1/messages"), ("GET", "/v1/openapi.json")}
     assert policy.payload_bucket(CFN) == "PayloadBucket"
     assert set(policy.RULES) == {rule for rule, _ in MUTATIONS.values()}, "every rule has a mutation test"

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from mailrelay.events.model import Event
 from mailrelay.message_data import MessageData
 from mailrelay.models.client import Client
 from mailrelay.models.status import MessageStatus
 from mailrelay.ports import (
     AlreadyFinal,
+    EventSlice,
     Leased,
     LeaseHeld,
     LeaseLost,
@@ -18,8 +20,10 @@ from mailrelay.ports import (
     OutgoingMessage,
     PresignedPut,
     StorageError,
+    StoredEvent,
     StoredUpload,
 )
+from mailrelay.positions import position_of
 
 
 @dataclass
@@ -157,3 +161,42 @@ class MemoryUploads:
             return None
         data, declared = self.objects[key]
         return StoredUpload(data if len(data) <= max_bytes else b"", len(data), declared)
+
+
+@dataclass
+class MemoryEvents:
+    by_id: dict[str, StoredEvent] = field(default_factory=dict)
+    down: bool = False
+
+    def add(self, event: Event, recorded_at: datetime) -> bool:
+        if self.down:
+            raise StorageError("event write failed")
+        if event.id in self.by_id:
+            return False
+        self.by_id[event.id] = StoredEvent(position_of(recorded_at, event.id), event)
+        return True
+
+    def read(
+        self, client_id: str, *, after: str | None, lower: str, upper: str,
+        types: frozenset[str] | None, message_id: str | None, limit: int,
+    ) -> EventSlice:  # fmt: skip
+        matches = sorted(
+            (s for s in self.by_id.values()
+             if s.event.data.client_id == client_id and lower <= s.position < upper
+             and (after is None or s.position > after) and (types is None or s.event.type in types)
+             and (message_id is None or s.event.data.message_id == message_id)),
+            key=lambda s: s.position,
+        )  # fmt: skip
+        page = matches[:limit]
+        return EventSlice(page, page[-1].position if page else None, len(matches) > limit)
+
+
+@dataclass
+class MemoryBus:
+    published: list[Event] = field(default_factory=list)
+    down: bool = False
+
+    def publish(self, events: list[Event]) -> None:
+        if self.down:
+            raise StorageError("PutEvents failed")
+        self.published.extend(events)

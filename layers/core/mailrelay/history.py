@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, get_args
 
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
@@ -25,6 +25,7 @@ from mailrelay.addresses import parse_address
 from mailrelay.errors import FieldProblem, InvalidRequest
 from mailrelay.models.status import MessageState, MessageStatus
 from mailrelay.ports import HistoryFilter, HistoryStore
+from mailrelay.positions import position_bound, position_of
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -34,14 +35,6 @@ _INSTANT: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
 _TAG = re.compile(r"^([A-Za-z0-9_-]{1,128}):([A-Za-z0-9_.:@-]{0,256})$")
 _LAST = "\U0010ffff"  # sorts after any id: a bound that includes every message of an instant
 _FIRST = "0"  # sorts before every position (DynamoDB refuses an empty string in a key condition)
-
-
-def position_of(created_at: datetime, message_id: str) -> str:
-    return f"{_stamp(created_at)}#{message_id}"
-
-
-def _stamp(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -166,8 +159,8 @@ class MessageHistory:
 
     def page(self, client_id: str, params: Mapping[str, str] | None, cursor_key: bytes) -> dict[str, Any]:
         query = parse_query(params, cursor_key)
-        lower = _stamp(query.since) if query.since else _FIRST
-        upper = query.before or (_stamp(query.until) + "#" + _LAST if query.until else _LAST)
+        lower = position_bound(query.since) if query.since else _FIRST
+        upper = query.before or (position_bound(query.until) + "#" + _LAST if query.until else _LAST)
         # One more than the page: whether there is more is then known without another read.
         found = self.store.history(client_id, lower=lower, upper=upper, matching=query.matching, limit=query.limit + 1)
         shown = found.statuses[: query.limit]

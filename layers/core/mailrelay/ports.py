@@ -1,5 +1,6 @@
 """What the core needs from outside, declared once: the queue, payload and status stores, the client
-store, upstream credentials, uploads, and the values that cross those boundaries.
+store, upstream credentials, uploads, the event store and bus, webhook endpoints and their HTTP sending, and
+the values that cross those boundaries.
 
 Adapters (``mailrelay.adapters``) implement these; only the composition roots (``mailrelay.wiring``,
 ``mailrelay.delivery.wiring``) choose which. No other core module imports an adapter.
@@ -7,13 +8,17 @@ Adapters (``mailrelay.adapters``) implement these; only the composition roots (`
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from mailrelay.events.model import Event
 from mailrelay.message_data import MessageData
 from mailrelay.models.client import Client
 from mailrelay.models.status import MessageStatus
+from mailrelay.webhooks.model import DeliveryAttempt, Endpoint
+from mailrelay.webhooks.targets import Target
 
 
 class StorageError(Exception):
@@ -239,3 +244,80 @@ class ContentArchive(Protocol):
         ...
 
     def discard(self, client_id: str, message_id: str, days: int) -> None: ...
+
+
+# -- delivery events ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    position: str  # where the event sits in its client's feed: later events sort after it
+    event: Event
+
+
+@dataclass(frozen=True)
+class EventSlice:
+    events: list[StoredEvent]
+    resume_after: str | None  # the position to continue after (None: nothing was read)
+    more: bool  # events may follow ``resume_after`` within the bounds asked for
+
+
+class EventStore(Protocol):
+    def add(self, event: Event, recorded_at: datetime) -> bool:
+        """Store the event once: False when an event with its id is already stored (nothing changes)."""
+        ...
+
+    def read(
+        self,
+        client_id: str,
+        *,
+        after: str | None,
+        lower: str,
+        upper: str,
+        types: frozenset[str] | None,
+        message_id: str | None,
+        limit: int,
+    ) -> EventSlice:
+        """The client's events with ``lower <= position < upper`` (and past ``after``), oldest first."""
+        ...  # fmt: skip
+
+
+class EventBus(Protocol):
+    def publish(self, events: list[Event]) -> None:
+        """Every event reaches the bus, or StorageError (then none is known to be missing: retry them all)."""
+        ...
+
+
+# -- webhooks ------------------------------------------------------------------------------------
+
+
+class WebhookStore(Protocol):
+    def create(self, endpoint: Endpoint) -> None: ...
+    def save(self, endpoint: Endpoint) -> None: ...
+    def get(self, client_id: str, endpoint_id: str) -> Endpoint | None: ...
+    def list(self, client_id: str) -> list[Endpoint]: ...
+    def delete(self, client_id: str, endpoint_id: str) -> bool: ...
+    def record_attempt(self, client_id: str, endpoint_id: str, attempt: DeliveryAttempt) -> None:
+        """Kept for a while (the deliveries log), newest first in ``attempts``."""
+        ...
+
+    def attempts(self, client_id: str, endpoint_id: str, limit: int) -> builtins.list[DeliveryAttempt]: ...
+
+
+class AddressResolver(Protocol):
+    def __call__(self, host: str, port: int) -> list[str]:
+        """The host's addresses now (OSError when it does not resolve)."""
+        ...
+
+
+@dataclass(frozen=True)
+class PostResult:
+    status: int | None  # None: no HTTP answer (refused, reset, timed out)
+    seconds: float
+    error: str | None = None
+
+
+class WebhookPoster(Protocol):
+    def post(self, target: Target, headers: dict[str, str], body: bytes, timeout: float) -> PostResult:
+        """POST ``body`` to ``target.url`` over a connection to ``target.address`` only."""
+        ...

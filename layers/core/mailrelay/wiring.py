@@ -9,18 +9,30 @@ from functools import cached_property
 from typing import Any
 
 from mailrelay.adapters.dynamo_clients import DynamoClientStore
+from mailrelay.adapters.dynamo_events import DynamoEventStore
 from mailrelay.adapters.dynamo_ingress import DynamoIngressLog
 from mailrelay.adapters.dynamo_messages import DynamoStatusStore
+from mailrelay.adapters.dynamo_webhooks import DynamoWebhookStore
+from mailrelay.adapters.eventbridge import EventBridgeBus
 from mailrelay.adapters.group_commit import GroupCommitQueue
+from mailrelay.adapters.http_webhooks import HttpWebhookPoster, resolve_addresses
 from mailrelay.adapters.s3_content import S3ContentArchive
 from mailrelay.adapters.s3_payloads import S3PayloadStore
 from mailrelay.adapters.s3_uploads import S3UploadStore
 from mailrelay.adapters.sqs_queue import SqsQueue
+from mailrelay.adapters.sqs_records import SqsRecordControl
 from mailrelay.clients import ClientService
+from mailrelay.events.feed import EventFeed
+from mailrelay.events.recorder import EventRecorder
+from mailrelay.events.settings import EventSettings, get_event_settings
 from mailrelay.ports import Queue
 from mailrelay.settings import Settings
 from mailrelay.submission import SubmissionService, utcnow
 from mailrelay.uploads import UploadService
+from mailrelay.webhooks.fanout import WebhookFanout
+from mailrelay.webhooks.management import WebhookManagement
+from mailrelay.webhooks.sender import WebhookSender
+from mailrelay.webhooks.settings import WebhookSettings, get_webhook_settings
 
 
 @dataclass
@@ -68,3 +80,57 @@ class Services:
     @cached_property
     def content(self) -> S3ContentArchive:
         return S3ContentArchive(self.settings.payload_bucket, self.s3)
+
+    @cached_property
+    def event_settings(self) -> EventSettings:
+        return get_event_settings()
+
+    @cached_property
+    def event_feed(self) -> EventFeed:
+        events = self.event_settings
+        store = DynamoEventStore(events.events_table, events.retention_days, self.dynamodb)
+        return EventFeed(store, events.feed_settle_seconds, utcnow)
+
+    @cached_property
+    def webhooks(self) -> WebhookManagement:
+        from mailrelay.api.problems import from_validation_error
+
+        hooks, events = get_webhook_settings(), self.event_settings
+        store = DynamoWebhookStore(hooks.webhooks_table, self.dynamodb)
+        jobs = SqsQueue(hooks.webhook_queue_url, self.sqs)
+        stored = DynamoEventStore(events.events_table, events.retention_days, self.dynamodb)
+        return WebhookManagement(hooks, store, resolve_addresses, jobs, utcnow, from_validation_error, stored)
+
+
+def build_event_recorder(
+    settings: EventSettings,
+    webhooks: WebhookSettings | None = None,
+    *,
+    dynamodb: Any | None = None,
+    eventbridge: Any | None = None,
+    sqs: Any | None = None,
+) -> EventRecorder:
+    """The events function's graph: the event store, the bus ``settings`` names, and the webhook queue."""
+    store = DynamoEventStore(settings.events_table, settings.retention_days, dynamodb)
+    fanout = None
+    if webhooks is not None and webhooks.webhooks_table and webhooks.webhook_queue_url:
+        fanout = WebhookFanout(
+            DynamoWebhookStore(webhooks.webhooks_table, dynamodb), SqsQueue(webhooks.webhook_queue_url, sqs)
+        )
+    return EventRecorder(store, EventBridgeBus(settings.event_bus_name, eventbridge), utcnow, fanout)
+
+
+@dataclass
+class WebhookWorker:
+    """The webhook function's graph: the sender, and control over the records it received."""
+
+    sender: WebhookSender
+    records: SqsRecordControl
+
+
+def build_webhook_worker(
+    settings: WebhookSettings, *, dynamodb: Any | None = None, sqs: Any | None = None
+) -> WebhookWorker:
+    store = DynamoWebhookStore(settings.webhooks_table, dynamodb)
+    sender = WebhookSender(settings, store, resolve_addresses, HttpWebhookPoster(), utcnow)
+    return WebhookWorker(sender, SqsRecordControl(settings.webhook_queue_url, "", sqs))

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from mailrelay.adapters.aws import aws_call, lazy
 from mailrelay.adapters.dynamo import from_item, to_item
-from mailrelay.history import position_of
 from mailrelay.models.status import CANCELLABLE_STATES, FINAL_MESSAGE_STATES, MessageStatus
 from mailrelay.ports import (
     AlreadyFinal,
@@ -28,6 +27,7 @@ from mailrelay.ports import (
     NotCancellable,
     StorageError,
 )
+from mailrelay.positions import position_of
 
 HISTORY_INDEX = "ByClient"  # template.yaml, MessagesTable
 # Items one history request may read before answering with fewer (and a cursor to go on).

@@ -5,9 +5,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from mailrelay.events.feed import MAX_LIMIT
+from mailrelay.events.model import EVENT_TYPES, Event
 from mailrelay.models.send_request import SendRequest
 from mailrelay.models.status import MessageStatus
 from mailrelay.models.upload import UploadRequest
+from mailrelay.webhooks.model import WebhookRequest
 
 _REF = "#/components/schemas/{model}"
 
@@ -57,6 +60,22 @@ _IDEMPOTENCY_HEADER = {
 }  # fmt: skip
 
 
+_WEBHOOK_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+_EVENT_FEED_PARAMETERS = [
+    {"name": "since", "in": "query", "required": False, "description": "events recorded at or after this instant",
+     "schema": {"type": "string", "format": "date-time"}},
+    {"name": "type", "in": "query", "required": False, "description": "comma-separated event types",
+     "schema": {"type": "string", "pattern": f"^({'|'.join(t.replace('.', '[.]') for t in EVENT_TYPES)})"
+                f"(,({'|'.join(t.replace('.', '[.]') for t in EVENT_TYPES)}))*$"}},
+    {"name": "message_id", "in": "query", "required": False, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}},
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50}},
+    {"name": "cursor", "in": "query", "required": False, "description": "next_cursor of the previous page",
+     "schema": {"type": "string"}},
+]  # fmt: skip
+
+
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     send = SendRequest.model_json_schema(by_alias=True, ref_template=_REF)
@@ -67,6 +86,28 @@ def openapi_document() -> dict[str, Any]:
     schemas["Problem"] = _PROBLEM_SCHEMA
     schemas["Accepted"] = _ACCEPTED
     schemas["UploadRequest"] = UploadRequest.model_json_schema(by_alias=True, ref_template=_REF)
+    event = Event.model_json_schema(by_alias=True, ref_template=_REF, mode="serialization")
+    schemas.update(event.pop("$defs", {}))
+    schemas["Event"] = event
+    schemas["WebhookRequest"] = WebhookRequest.model_json_schema(by_alias=True, ref_template=_REF)
+    schemas["Webhook"] = {
+        "type": "object", "required": ["id", "url", "events", "created_at", "state"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^wh_[0-9a-f]{24}$"}, "url": {"type": "string"},
+            "events": {"type": ["array", "null"], "items": {"type": "string"}, "description": "null: every type"},
+            "description": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
+            "state": {"type": "string", "enum": ["active", "disabled"]},
+            "secret": {"type": "string", "pattern": "^whsec_", "description": "shown when created or rotated"},
+        },
+    }  # fmt: skip
+    schemas["EventPage"] = {
+        "type": "object", "required": ["events", "next_cursor", "has_more"],
+        "properties": {
+            "events": {"type": "array", "items": {"$ref": _REF.format(model="Event")}},
+            "next_cursor": {"type": "string", "description": "pass back as `cursor`, with the same filters"},
+            "has_more": {"type": "boolean", "description": "more events are ready now; otherwise poll again later"},
+        },
+    }  # fmt: skip
     schemas["Upload"] = {
         "type": "object", "required": ["upload_id", "url", "method", "headers", "expires_at"],
         "properties": {
@@ -162,6 +203,139 @@ def openapi_document() -> dict[str, Any]:
                         **_COMMON_ERRORS,
                     },
                 }
+            },
+            "/v1/events": {
+                "get": {
+                    "operationId": "listEvents",
+                    "summary": "This client's delivery events, oldest first",
+                    "parameters": _EVENT_FEED_PARAMETERS,
+                    "responses": {
+                        "200": _json("A page of events and the cursor to continue from", "EventPage"),
+                        "401": _COMMON_ERRORS["401"],
+                        "422": _problem("A parameter is invalid; `errors` names it"),
+                        "503": _COMMON_ERRORS["503"],
+                    },
+                }
+            },
+            "/v1/webhooks": {
+                "post": {
+                    "operationId": "createWebhook",
+                    "summary": "Register an https endpoint for signed event deliveries (Standard Webhooks)",
+                    "requestBody": _with_schema(json_body, "WebhookRequest"),
+                    "responses": {
+                        "201": _json("The endpoint, with its secret (shown once)", "Webhook"),
+                        **_COMMON_ERRORS,
+                    },
+                },
+                "get": {
+                    "operationId": "listWebhooks",
+                    "summary": "This client's webhook endpoints",
+                    "responses": {
+                        "200": {
+                            "description": "The endpoints",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "webhooks": {
+                                                "type": "array",
+                                                "items": {"$ref": _REF.format(model="Webhook")},
+                                            }
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "401": _COMMON_ERRORS["401"],
+                    },
+                },
+            },
+            "/v1/webhooks/{id}": {
+                "get": {
+                    "operationId": "getWebhook",
+                    "parameters": [_WEBHOOK_ID],
+                    "summary": "One endpoint",
+                    "responses": {
+                        "200": _json("The endpoint", "Webhook"),
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such endpoint for this client"),
+                    },
+                },
+                "delete": {
+                    "operationId": "deleteWebhook",
+                    "parameters": [_WEBHOOK_ID],
+                    "summary": "Remove an endpoint",
+                    "responses": {
+                        "204": {"description": "Removed"},
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such endpoint for this client"),
+                    },
+                },
+            },
+            "/v1/webhooks/{id}/rotate-secret": {
+                "post": {
+                    "operationId": "rotateWebhookSecret",
+                    "parameters": [_WEBHOOK_ID],
+                    "summary": "A new secret; the old one keeps signing too for 24 h",
+                    "responses": {
+                        "200": _json("The endpoint with its new secret", "Webhook"),
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such endpoint for this client"),
+                    },
+                },
+            },
+            "/v1/webhooks/{id}/test": {
+                "post": {
+                    "operationId": "testWebhook",
+                    "parameters": [_WEBHOOK_ID],
+                    "summary": "Queue a webhook.test event for this endpoint",
+                    "responses": {
+                        "202": {"description": "Queued", "content": {"application/json": {}}},
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such endpoint for this client"),
+                    },
+                },
+            },
+            "/v1/webhooks/{id}/deliveries": {
+                "get": {
+                    "operationId": "listWebhookDeliveries",
+                    "parameters": [_WEBHOOK_ID],
+                    "summary": "Recent attempts (newest first): status code, latency, error",
+                    "responses": {
+                        "200": {"description": "The attempts", "content": {"application/json": {}}},
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such endpoint for this client"),
+                    },
+                },
+            },
+            "/v1/webhooks/{id}/replay": {
+                "post": {
+                    "operationId": "replayWebhook",
+                    "parameters": [_WEBHOOK_ID],
+                    "summary": "Send the stored events recorded in [since, until) again, with their original ids",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["since"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "since": {"type": "string", "format": "date-time"},
+                                        "until": {"type": "string", "format": "date-time"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": {"description": "Queued", "content": {"application/json": {}}},
+                        **_COMMON_ERRORS,
+                        "404": _problem("No such endpoint for this client"),
+                    },
+                },
             },
             "/v1/openapi.json": {
                 "get": {

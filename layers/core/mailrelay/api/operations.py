@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from mailrelay.errors import (
     RequestTooLarge,
     TemporarilyUnavailable,
 )
+from mailrelay.events.feed import EventFeed
 from mailrelay.history import MessageHistory
 from mailrelay.ids import is_message_id
 from mailrelay.models.client import Client
@@ -42,6 +43,7 @@ from mailrelay.ports import (
 from mailrelay.settings import Settings
 from mailrelay.submission import Accepted, Submission, SubmissionService, utcnow
 from mailrelay.uploads import UploadService
+from mailrelay.webhooks.management import WebhookManagement
 
 MAX_BATCH = 100
 # AWS Lambda takes at most 6,291,456 bytes in a synchronous invocation
@@ -75,6 +77,8 @@ class ApiOperations:
         history: MessageHistory,
         cancellation: Cancellation,
         archive: ContentArchive,
+        events: EventFeed | None = None,
+        webhooks: WebhookManagement | None = None,
     ) -> None:
         self.settings = settings
         self.clients = clients
@@ -85,6 +89,8 @@ class ApiOperations:
         self.history = history
         self.cancellation = cancellation
         self.archive = archive
+        self.events = events
+        self.webhooks = webhooks
 
     def authenticate(self, authorization: str | None) -> Client:
         try:
@@ -262,3 +268,47 @@ class ApiOperations:
 
     def get_message(self, client: Client, message_id: str) -> Reply:
         return Reply(200, self._own_status(client, message_id).public_view())
+
+    def list_events(self, client: Client, params: Mapping[str, str] | None) -> Reply:
+        if self.events is None:
+            raise NotFound("the events feed is not configured here")
+        try:
+            return Reply(200, self.events.page(client.id, params))
+        except StorageError as exc:
+            raise TemporarilyUnavailable("the event store is unavailable, please retry",
+                                         retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
+
+    def _webhooks(self, operation: Callable[[WebhookManagement], Any]) -> Any:
+        if self.webhooks is None:
+            raise NotFound("webhooks are not configured here")
+        try:
+            return operation(self.webhooks)
+        except StorageError as exc:
+            raise TemporarilyUnavailable("the webhook store is unavailable, please retry",
+                                         retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
+
+    def create_webhook(self, client: Client, body: bytes | None) -> Reply:
+        parsed = self._json(body)
+        return Reply(201, self._webhooks(lambda w: w.create(client.id, parsed)))
+
+    def list_webhooks(self, client: Client) -> Reply:
+        return Reply(200, {"webhooks": self._webhooks(lambda w: w.list(client.id))})
+
+    def get_webhook(self, client: Client, endpoint_id: str) -> Reply:
+        return Reply(200, self._webhooks(lambda w: w.get(client.id, endpoint_id)))
+
+    def delete_webhook(self, client: Client, endpoint_id: str) -> None:
+        self._webhooks(lambda w: w.delete(client.id, endpoint_id))
+
+    def rotate_webhook_secret(self, client: Client, endpoint_id: str) -> Reply:
+        return Reply(200, self._webhooks(lambda w: w.rotate_secret(client.id, endpoint_id)))
+
+    def test_webhook(self, client: Client, endpoint_id: str) -> Reply:
+        return Reply(202, self._webhooks(lambda w: w.send_test(client.id, endpoint_id)))
+
+    def webhook_deliveries(self, client: Client, endpoint_id: str) -> Reply:
+        return Reply(200, self._webhooks(lambda w: w.deliveries(client.id, endpoint_id)))
+
+    def replay_webhook(self, client: Client, endpoint_id: str, body: bytes | None) -> Reply:
+        parsed = self._json(body)
+        return Reply(202, self._webhooks(lambda w: w.replay(client.id, endpoint_id, parsed)))

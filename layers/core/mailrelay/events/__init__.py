@@ -1,0 +1,1 @@
+"""Delivery events: derived from committed state changes of the messages table, stored, published, fed."""

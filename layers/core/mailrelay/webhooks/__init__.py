@@ -1,0 +1,1 @@
+"""Signed webhooks (Standard Webhooks): endpoints per client, their targets' safety, signing and sending."""

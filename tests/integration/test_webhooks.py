@@ -1,0 +1,163 @@
+"""Webhooks end to end over moto: registered through the API, fed by the events function's fan-out, sent by
+the real webhook handler (through the local stack's SQS poller, as Lambda's trigger) to a receiver that
+verifies every signature with the `standardwebhooks` library."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from standardwebhooks import Webhook
+
+from local_stack.sqs_poller import SqsPoller
+from mailrelay.events.settings import get_event_settings
+from mailrelay.settings import get_settings
+from mailrelay.webhooks.settings import get_webhook_settings
+from mailrelay.wiring import Services, build_event_recorder
+from tests.events_support import EventsPath
+from tests.integration.conftest import Api
+from tests.webhook_receiver import WebhookReceiver
+
+MESSAGE = {"from": "app@example.com", "to": ["alice@example.org"], "subject": "Hi", "text": "Hello."}
+
+
+@pytest.fixture
+def services(aws, monkeypatch) -> Services:
+    monkeypatch.setenv("MAILRELAY_WEBHOOKS_ALLOW_LOOPBACK_HTTP", "true")  # as the local stack does
+    monkeypatch.setenv("MAILRELAY_WEBHOOK_RETRY_SCHEDULE", "0,0,0,0")  # four attempts, retried at once
+    monkeypatch.setenv("MAILRELAY_WEBHOOK_TIMEOUT_SECONDS", "0.5")
+    get_webhook_settings.cache_clear()
+    return Services(get_settings())
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def events(aws, services) -> EventsPath:
+    return EventsPath(aws, build_event_recorder(get_event_settings(), get_webhook_settings()))
+
+
+@pytest.fixture
+def webhooks(aws, services) -> SqsPoller:
+    from functions.webhooks.app import create_handler
+    from mailrelay.wiring import build_webhook_worker
+
+    worker = build_webhook_worker(get_webhook_settings())
+    queue = aws.names["WebhookQueue"]
+    sqs = boto3.client("sqs")
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return SqsPoller(sqs, queue, arn, create_handler(lambda: worker), batch_size=5)
+
+
+def register(api: Api, key: str, receiver: WebhookReceiver, **extra) -> dict:
+    created = api("POST", "/v1/webhooks", {"url": receiver.url, **extra}, key=key)
+    assert created.status == 201, created.text
+    receiver.secrets.append(created.json()["secret"])
+    return created.json()
+
+
+def drain(webhooks: SqsPoller, rounds: int = 6) -> None:
+    for _ in range(rounds):
+        if webhooks.poll_once() == 0:
+            return
+
+
+def test_a_messages_events_arrive_signed(api: Api, client_key, receiver, events, webhooks):
+    register(api, client_key, receiver)
+    sent = api("POST", "/v1/messages", MESSAGE, key=client_key).json()["id"]
+    events.drain()
+    drain(webhooks)
+    assert [(e["type"], e["data"]["message_id"]) for e in receiver.verified] == [("message.accepted", sent)]
+    assert receiver.unverified == 0
+    assert receiver.ids == [receiver.verified[0]["id"]]
+
+
+def test_an_endpoint_gets_only_the_types_it_asked_for(api: Api, client_key, receiver, events, webhooks):
+    register(api, client_key, receiver, events=["recipient.failed"])
+    api("POST", "/v1/messages", MESSAGE, key=client_key)
+    events.drain()
+    drain(webhooks)
+    assert receiver.ids == []
+
+
+def test_a_503_a_timeout_and_a_dropped_connection_are_retried_with_the_same_id(
+    api: Api, client_key, receiver, events, webhooks
+):
+    register(api, client_key, receiver)
+    receiver.behaviour = ["503", "slow:1.5", "drop"]
+    api("POST", "/v1/messages", MESSAGE, key=client_key)
+    events.drain()
+    drain(webhooks)
+    # The slow answer came after the sender gave up on it: the receiver saw that delivery twice, same id.
+    assert receiver.unverified == 0 and {e["id"] for e in receiver.verified} == {receiver.ids[0]}
+    assert len(receiver.ids) == 4 and set(receiver.ids) == {receiver.ids[0]}
+
+
+def test_signatures_verify_across_a_secret_rotation(api: Api, client_key, receiver, events, webhooks):
+    created = register(api, client_key, receiver)
+    rotated = api("POST", f"/v1/webhooks/{created['id']}/rotate-secret", key=client_key).json()
+    assert rotated["secret"] != created["secret"] and rotated["previous_secret_expires_at"]
+    api("POST", "/v1/messages", MESSAGE, key=client_key)
+    events.drain()
+    drain(webhooks)
+    # One delivery carrying both signatures: a receiver that knows either secret accepts it.
+    ((body, headers),) = receiver.raw
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for secret in (created["secret"], rotated["secret"]):
+        assert Webhook(secret).verify(body, headers)["type"] == "message.accepted"
+
+
+def test_management_and_its_refusals(api: Api, client_key, services, receiver):
+    created = register(api, client_key, receiver, description="orders")
+    listed = api("GET", "/v1/webhooks", key=client_key).json()["webhooks"]
+    assert [w["id"] for w in listed] == [created["id"]] and "secret" not in listed[0]
+    _, other_key = services.clients.create("other", ["example.com"])
+    assert api("GET", f"/v1/webhooks/{created['id']}", key=other_key).status == 404
+    assert api("DELETE", f"/v1/webhooks/{created['id']}", key=other_key).status == 404
+    refused = api("POST", "/v1/webhooks", {"url": "https://169.254.169.254/latest/meta-data/"}, key=client_key)
+    assert refused.status == 422 and refused.json()["errors"][0]["field"] == "url"
+    assert "metadata" in refused.json()["errors"][0]["detail"]
+    assert api("DELETE", f"/v1/webhooks/{created['id']}", key=client_key).status == 204
+    assert api("GET", "/v1/webhooks", key=client_key).json()["webhooks"] == []
+
+
+def test_a_test_event_is_delivered(api: Api, client_key, receiver, webhooks):
+    created = register(api, client_key, receiver)
+    queued = api("POST", f"/v1/webhooks/{created['id']}/test", key=client_key)
+    assert queued.status == 202
+    drain(webhooks)
+    assert [(e["type"], e["id"]) for e in receiver.verified] == [("webhook.test", queued.json()["id"])]
+
+
+def test_replay_sends_stored_events_again_with_their_original_ids(api: Api, client_key, receiver, events, webhooks):
+    from datetime import UTC, datetime, timedelta
+
+    created = register(api, client_key, receiver)
+    api("POST", "/v1/messages", MESSAGE, key=client_key)
+    events.drain()
+    drain(webhooks)
+    (first,) = receiver.verified
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    replayed = api("POST", f"/v1/webhooks/{created['id']}/replay", {"since": since}, key=client_key)
+    assert replayed.status == 202 and replayed.json() == {"queued": 1, "complete": True}
+    drain(webhooks)
+    assert [e["id"] for e in receiver.verified] == [first["id"], first["id"]]
+    bad = api("POST", f"/v1/webhooks/{created['id']}/replay", {"since": "soon"}, key=client_key)
+    assert bad.status == 422 and bad.json()["errors"][0]["field"] == "since"
+
+
+def test_the_deliveries_log_shows_each_attempt(api: Api, client_key, receiver, events, webhooks):
+    created = register(api, client_key, receiver)
+    receiver.behaviour = ["503"]
+    api("POST", "/v1/messages", MESSAGE, key=client_key)
+    events.drain()
+    drain(webhooks)
+    log = api("GET", f"/v1/webhooks/{created['id']}/deliveries", key=client_key).json()["deliveries"]
+    assert [(d["attempt"], d["status_code"], d["result"]) for d in log] == [(2, 204, "delivered"), (1, 503, "retry")]
+    assert all(d["event_type"] == "message.accepted" and d["latency_ms"] >= 0 for d in log)
