@@ -12,10 +12,11 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from smtp_bridge.observability import metrics
 from tests.bridge.conftest import HOST, RawSession
 from tests.bridge.fuzz import client_hello
 
@@ -31,14 +32,27 @@ class TLSSession(RawSession):
 
 
 @pytest.fixture
-def exceptions_logged() -> Iterator[list[logging.LogRecord]]:
-    """ERROR records with a traceback, from any logger, while the test runs."""
+def unhandled() -> Iterator[Callable[[], list[str]]]:
+    """unhandled(): the ERROR records with a traceback (any logger) and handler_exceptions counted since the start."""
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.ERROR)
     handler.emit = lambda record: records.append(record) if record.exc_info else None  # type: ignore[method-assign]
+    before = metrics.snapshot().get("handler_exceptions", 0)
     logging.getLogger().addHandler(handler)
-    yield records
+
+    def found() -> list[str]:
+        counted = metrics.snapshot().get("handler_exceptions", 0) - before
+        return [r.getMessage() for r in records] + [f"handler_exceptions +{counted}"] * bool(counted)
+
+    yield found
     logging.getLogger().removeHandler(handler)
+
+
+def implicit_tls(bridge) -> TLSSession:
+    """A session on the implicit-TLS port, greeted."""
+    session = TLSSession(socket.create_connection((HOST, bridge.ports["implicit"])), bridge.certs.client_context())
+    assert session.reply().startswith("220")
+    return session
 
 
 def released(bridge, seconds: float = 5) -> bool:
@@ -83,17 +97,15 @@ def test_a_failed_implicit_tls_handshake_releases_its_session(start_bridge, sent
             sock.sendall(hello[: len(hello) // 2])
         sock.close()
     assert released(bridge), f"{len(bridge.runtime.sessions)} sessions still open, caps {bridge.runtime.caps.total}"
-    session = TLSSession(socket.create_connection((HOST, bridge.ports["implicit"])), bridge.certs.client_context())
-    assert session.reply().startswith("220")  # not refused by the per-client cap
+    implicit_tls(bridge)  # greeted, not refused by the per-client cap
 
 
 @pytest.mark.xfail(strict=False, reason="TLSSetupException goes through handle_exception: ERROR log with traceback")
-def test_a_failed_starttls_handshake_logs_no_exception(start_bridge, exceptions_logged):
+def test_a_failed_starttls_handshake_logs_no_exception(start_bridge, unhandled):
     # C: EHLO, STARTTLS; S: 220; C: half a ClientHello, then close.
     # The bridge logs "SMTP session error" at ERROR with a TLSSetupException traceback and counts
     # handler_exceptions: any client that drops mid-handshake looks like a bug of ours to an alarm.
     bridge = start_bridge()
-    before = bridge.runtime.metrics.snapshot().get("handler_exceptions", 0)
     session = RawSession(bridge.ports["starttls"])
     session.reply()
     session.command(b"EHLO client.test")
@@ -101,47 +113,40 @@ def test_a_failed_starttls_handshake_logs_no_exception(start_bridge, exceptions_
     session.send(client_hello(bridge.certs.client_context())[:60])
     session.close()
     assert released(bridge)
-    assert [r.getMessage() for r in exceptions_logged] == []
-    assert bridge.runtime.metrics.snapshot().get("handler_exceptions", 0) == before
+    assert unhandled() == []
 
 
 @pytest.mark.xfail(strict=False, reason="commands read after the transport closed write to a torn-down TLS transport")
-def test_commands_pipelined_past_a_closing_reply_over_tls_log_no_exception(start_bridge, exceptions_logged):
+def test_commands_pipelined_past_a_closing_reply_over_tls_log_no_exception(start_bridge, unhandled):
     # C (implicit TLS, one write): 8 unknown commands.
     # S: 500 x4, then "502 5.5.1 Too many unrecognized commands, goodbye." and close; the lines after it
     # are still read, and each reply hits the closed TLS transport: AttributeError ('_write_appdata'),
     # logged as "SMTP session error" with a traceback, and counted in handler_exceptions.
     bridge = start_bridge()
-    before = bridge.runtime.metrics.snapshot().get("handler_exceptions", 0)
-    session = TLSSession(socket.create_connection((HOST, bridge.ports["implicit"])), bridge.certs.client_context())
-    session.reply()
+    session = implicit_tls(bridge)
     session.send(b"XYZZY\r\n" * 8)
     replies = [session.reply() for _ in range(5)]
     assert replies[-1].startswith("502")
     assert session.closed()
     session.close()
     assert released(bridge)
-    assert [r.getMessage() for r in exceptions_logged] == []
-    assert bridge.runtime.metrics.snapshot().get("handler_exceptions", 0) == before
+    assert unhandled() == []
 
 
 @pytest.mark.xfail(strict=False, reason="aiosmtpd's challenge_auth reads the response with readline(), which raises")
-def test_an_overlong_auth_response_is_a_syntax_error_not_an_exception(start_bridge, exceptions_logged):
+def test_an_overlong_auth_response_is_a_syntax_error_not_an_exception(start_bridge, unhandled):
     # C (TLS): EHLO, AUTH PLAIN; S: 334; C: a 3,000-octet response line.
     # S: 451 4.3.0 Temporary local problem (ValueError "Separator is found, but chunk is longer than
     # limit" from StreamReader.readline, logged with a traceback, counted in handler_exceptions);
     # RFC 4954 §4 / RFC 5321 §4.3.2: a response that long is a 500/501 syntax error, and nothing of ours failed.
     bridge = start_bridge()
-    before = bridge.runtime.metrics.snapshot().get("handler_exceptions", 0)
-    session = TLSSession(socket.create_connection((HOST, bridge.ports["implicit"])), bridge.certs.client_context())
-    session.reply()
+    session = implicit_tls(bridge)
     session.command(b"EHLO client.test")
     assert session.command(b"AUTH PLAIN").startswith("334")
     reply = session.command(b"eHh4" * 750)
     assert reply[:3] in ("500", "501"), reply
     assert session.command(b"NOOP").startswith("250")
-    assert [r.getMessage() for r in exceptions_logged] == []
-    assert bridge.runtime.metrics.snapshot().get("handler_exceptions", 0) == before
+    assert unhandled() == []
 
 
 @pytest.mark.xfail(strict=False, reason="handle_MAIL puts the parsed sender into the 550 without _one_line")
@@ -150,8 +155,7 @@ def test_a_refused_sender_is_not_echoed_in_8_bit(start_bridge, shop_login):
     # S: 550 5.7.1 Sender not allowed for this client: \xc3\xa4pp@xn--example-5wa.com
     # RFC 5321 §4.2: reply text is ASCII (%d9 / %d32-126) unless the transaction asked for SMTPUTF8.
     bridge = start_bridge()
-    session = TLSSession(socket.create_connection((HOST, bridge.ports["implicit"])), bridge.certs.client_context())
-    session.reply()
+    session = implicit_tls(bridge)
     session.command(b"EHLO client.test")
     login = f"\x00{shop_login[0]}\x00{shop_login[1]}".encode()
     assert session.command(b"AUTH PLAIN " + base64.b64encode(login)).startswith("235")
