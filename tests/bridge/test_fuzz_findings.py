@@ -166,3 +166,17 @@ def test_a_refused_sender_is_not_echoed_in_8_bit(start_bridge, shop_login):
     reply = session.buffer.split(b"\r\n", 1)[0] + b"\r\n"
     assert reply.startswith(b"5"), reply
     assert REPLY_TEXT.fullmatch(reply), reply
+
+
+@pytest.mark.xfail(strict=False, reason="aiosmtpd's '502 Could not VRFY <arg>' cannot encode a non-UTF-8 argument")
+def test_vrfy_with_an_8_bit_argument_gets_an_answer_not_an_exception(start_bridge, unhandled):
+    # C: EHLO, then VRFY with the argument: a backslash and the byte 0xFF (not UTF-8; no address, so echoed)
+    # S: 451 4.3.0 Temporary local problem: the "502 Could not VRFY ..." reply raised UnicodeEncodeError,
+    # logged with a traceback and counted in handler_exceptions.
+    bridge = start_bridge(plain_port=0, allowed_networks=[{"cidr": "127.0.0.0/8", "client_id": "shop"}])
+    session = RawSession(bridge.ports["plain"])
+    session.reply()
+    session.command(b"EHLO client.test")
+    reply = session.command(b"VRFY \\\xff")
+    assert reply[:3] in ("252", "501", "502", "553"), reply
+    assert unhandled() == []
