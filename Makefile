@@ -14,7 +14,7 @@ APT_PACKAGES := swaks msmtp postfix libnet-ssleay-perl chromium chromium-driver
 # sam build looks for the function runtime's interpreter; pyenv has it on these machines.
 SAM_ENV := AWS_DEFAULT_REGION=eu-west-1 SAM_CLI_TELEMETRY=0 PYENV_VERSION=$(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.11' | head -1):$(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.13' | head -1)
 
-.PHONY: help install system-packages tools lint typecheck test unit template-check sam-build run bench soak clean
+.PHONY: help install system-packages tools lint typecheck test unit template-check sam-build run bench soak fuzz clean
 
 help:
 	@echo "make run    - start the whole system locally (API, SMTP bridge, delivery, capture server)"
@@ -22,6 +22,7 @@ help:
 	@echo "make unit   - the pure core on in-memory ports (seconds)"
 	@echo "make lint   - ruff + mypy + import contract (lint-imports) + dead code (vulture) + hadolint only"
 	@echo "make soak   - the fault-injection ledger over 20,000 messages"
+	@echo "make fuzz   - the SMTP session fuzzer, long run (FUZZ_SESSIONS=100000, about 25 minutes), then its summary"
 	@echo "make bench  - benchmarks side by side with Postfix (see README, Performance)"
 
 $(STAMP): pyproject.toml
@@ -94,6 +95,15 @@ run: $(STAMP)
 # Fault-injection ledger over 20,000 messages (40+ minutes on 2 cores); `make test` runs 1,000.
 soak: $(STAMP) $(SYSTEM_STAMP)
 	MAILRELAY_LEDGER_SOAK=1 $(BIN)/pytest -q -s tests/reliability
+
+# Stateful SMTP session fuzzer, long run: FUZZ_SESSIONS random sessions (new seed each run unless FUZZ_SEED),
+# FUZZ_CONCURRENCY at a time, against the real bridge; prints sessions, commands and findings. `make test`
+# runs the same grammar as a derandomised hypothesis state machine.
+FUZZ_SESSIONS ?= 100000
+FUZZ_CONCURRENCY ?= 24
+fuzz: $(STAMP)
+	MAILRELAY_FUZZ_SESSIONS=$(FUZZ_SESSIONS) MAILRELAY_FUZZ_CONCURRENCY=$(FUZZ_CONCURRENCY) MAILRELAY_FUZZ_SEED=$(FUZZ_SEED) \
+	  HYPOTHESIS_PROFILE=soak $(BIN)/pytest -q -s -p no:cacheprovider -p no:logging tests/bridge/test_session_fuzz.py -k long_fuzz_run
 
 # Throughput, latency, cold start and memory against Postfix and bare baselines (several minutes).
 bench: $(STAMP) $(SYSTEM_STAMP)

@@ -20,3 +20,5 @@ _._create_envelope  # aiosmtpd's documented factory hook, called for every new t
 _.should_exit  # uvicorn's Server reads it to stop serving (local_stack.viewer.ViewerServer.stop)
 _.binary_location  # Selenium's ChromeOptions: which browser chromedriver starts (tests/viewer/test_browser.py)
 _.latency_ms  # a field of a webhook delivery attempt, shown by GET /v1/webhooks/{id}/deliveries (model_dump)
+_.exc_text  # logging.Formatter prints a record's exc_text when it carries no exc_info (the session fuzzer)
+_.teardown  # hypothesis calls a RuleBasedStateMachine's teardown() after each example (the session fuzzer)

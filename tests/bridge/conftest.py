@@ -173,16 +173,20 @@ def queued(aws: LocalResources) -> Callable[[], list[dict[str, Any]]]:
             ).get("Messages", [])
             if not got:
                 return found
-            for message in got:
-                body = json.loads(message["Body"])
-                payload = body["payload"]
-                if payload["kind"] == "inline":
-                    body["raw"] = base64.b64decode(payload["data"])
-                else:
-                    body["raw"] = s3.get_object(Bucket=payload["bucket"], Key=payload["key"])["Body"].read()
-                found.append(body)
+            found += [queue_message(message, s3) for message in got]
 
     return read
+
+
+def queue_message(message: dict[str, Any], s3: Any) -> dict[str, Any]:
+    """An SQS message of the delivery queue as a dict, with its payload decoded as ``raw`` (bytes)."""
+    body: dict[str, Any] = json.loads(message["Body"])
+    payload = body["payload"]
+    if payload["kind"] == "inline":
+        body["raw"] = base64.b64decode(payload["data"])
+    else:
+        body["raw"] = s3.get_object(Bucket=payload["bucket"], Key=payload["key"])["Body"].read()
+    return body
 
 
 @pytest.fixture
