@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiosmtpd.smtp import AuthResult, Envelope, Session
+from aiosmtpd.smtp import AuthResult, Envelope, Session, TLSSetupException
 
 from mailrelay.addresses import parse_address, sender_allowed
 from mailrelay.clients import hash_key
@@ -169,6 +169,9 @@ class BridgeHandler:
 
     async def handle_exception(self, error: Exception) -> str:
         """Never a 5xx for a failure of ours (aiosmtpd's default is '500 Error: ...')."""
+        if isinstance(error, TLSSetupException):  # a client's failed STARTTLS handshake: counted when it failed
+            logger.info("STARTTLS handshake failed", extra={"error": repr(error.__cause__)})
+            return replies.LOCAL_ERROR  # never sent: aiosmtpd closes the connection
         self.runtime.metrics.incr("handler_exceptions")
         logger.exception("SMTP session error", extra={"error": type(error).__name__})
         return replies.LOCAL_ERROR
@@ -176,7 +179,7 @@ class BridgeHandler:
     # -- AUTH (PLAIN and LOGIN; aiosmtpd offers them only under TLS) ---------------------------------
 
     async def auth_PLAIN(self, server: BridgeSMTP, args: list[str]) -> AuthResult:
-        blob = await server.challenge_auth("") if len(args) == 1 else await _b64(server, args[1])
+        blob = await _challenge(server, "") if len(args) == 1 else await _b64(server, args[1])
         if not isinstance(blob, bytes):  # the client aborted or sent bad base64, and was told so
             return AuthResult(success=False, handled=True)
         parts = blob.split(b"\x00")
@@ -187,13 +190,13 @@ class BridgeHandler:
 
     async def auth_LOGIN(self, server: BridgeSMTP, args: list[str]) -> AuthResult:
         login: object = (
-            await server.challenge_auth(server.AuthLoginUsernameChallenge)
+            await _challenge(server, server.AuthLoginUsernameChallenge)
             if len(args) == 1
             else await _b64(server, args[1])
         )
         if not isinstance(login, bytes):
             return AuthResult(success=False, handled=True)
-        password = await server.challenge_auth(server.AuthLoginPasswordChallenge)
+        password = await _challenge(server, server.AuthLoginPasswordChallenge)
         if not isinstance(password, bytes):
             return AuthResult(success=False, handled=True)
         return await self._verify(server, login, password)
@@ -246,6 +249,15 @@ class BridgeHandler:
             extra={"client_address": server.client_address, "client_id": client.id if client else None, "reply": reply},
         )
         return reply
+
+
+async def _challenge(server: BridgeSMTP, challenge: str) -> object:
+    """The client's answer to a 334 challenge; an answer too long to read is refused as RFC 4954 §4 says."""
+    try:
+        return await server.challenge_auth(challenge)
+    except ValueError:  # the stream reader's line limit: the rest of that line is discarded
+        await server.push("500 5.5.6 Authentication exchange line is too long")
+        return None
 
 
 async def _b64(server: Any, value: str) -> bytes | None:

@@ -105,6 +105,12 @@ class BridgeSMTP(SMTP):
             self.client_address = str(peer[0]) if peer else "unknown"
 
     def connection_lost(self, error: Exception | None) -> None:
+        self._release()
+        super().connection_lost(error)
+
+    def _release(self) -> None:
+        """Give back what the session holds (idempotent): asyncio never calls connection_lost for a
+        connection whose TLS handshake failed, so that path releases here itself."""
         self.runtime.sessions.discard(self)
         if self._lifetime_handle is not None:
             self._lifetime_handle.cancel()
@@ -112,7 +118,6 @@ class BridgeSMTP(SMTP):
         if self._admitted:
             self._admitted = False
             self.runtime.caps.release(self.client_address)
-        super().connection_lost(error)
 
     async def _handle_client(self) -> None:
         try:
@@ -346,6 +351,7 @@ class BridgeSMTP(SMTP):
             self.runtime.metrics.incr("tls_handshake_failed")
             logger.info("TLS handshake failed", extra={"client_address": self.client_address, "error": repr(exc)})
             self._close()
+            self._release()
             return False
         return True
 
@@ -395,10 +401,14 @@ class BridgeSMTP(SMTP):
     # -- replies ------------------------------------------------------------------------------------
 
     async def push(self, status: str | bytes) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return  # commands read after a closing reply: the client gets nothing more
         if isinstance(status, bytes):
             await super().push(status)
             return
-        status = replies.rewrite_stock(status)
+        # RFC 5321 §4.2: reply text is printable ASCII; aiosmtpd's stock replies echo what the client sent.
+        status = replies.printable(replies.rewrite_stock(status))
         self.runtime.metrics.reply(status)
         await super().push(status)
         if status.startswith("354"):

@@ -46,6 +46,14 @@ def accepted(message_id: str) -> str:
     return f"250 2.0.0 OK queued as {message_id}"
 
 
+def printable(reply: str) -> str:
+    """A reply line as RFC 5321 §4.2 allows it: tab and printable ASCII only (anything else becomes '?')."""
+    return _NOT_PRINTABLE.sub("?", reply)
+
+
+_NOT_PRINTABLE = re.compile(r"[^\t\x20-\x7e]")
+
+
 def _one_line(text: str, limit: int = 300) -> str:
     """Reply text is one line of printable ASCII: never echo control characters back."""
     return re.sub(r"[^\x20-\x7e]", "?", text)[:limit]

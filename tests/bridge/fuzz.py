@@ -818,26 +818,11 @@ def live_objects(kinds: tuple[type, ...]) -> Counter[str]:
     return Counter(type(o).__name__ for o in gc.get_objects() if isinstance(o, kinds))
 
 
-# Findings already reported, each with the xfail regression test that reproduces it (test_fuzz_findings.py).
-# They are counted and printed but fail nothing; remove an entry once its regression test passes.
-# A failed implicit-TLS handshake leaves its session open on the bridge (test_fuzz_findings); while that
-# holds, the checks that every session is released allow one leftover per failed handshake.
-FAILED_HANDSHAKE_LEAKS = True
-KNOWN: dict[str, re.Pattern[str]] = {
-    "test_a_failed_implicit_tls_handshake_releases_its_session": re.compile(r"^not-released-after-failed-handshake"),
-    "test_a_failed_starttls_handshake_logs_no_exception": re.compile(r"SMTP session error \[TLSSetupException\(\)\]"),
-    "test_commands_pipelined_past_a_closing_reply_over_tls_log_no_exception": re.compile(r"_write_appdata"),
-    "test_vrfy_with_an_8_bit_argument_gets_an_answer_not_an_exception": re.compile(
-        r"Could not VRFY .*surrogates not allowed|unexpected-code: 451 for VRFY"
-    ),
-    "test_a_refused_sender_is_not_echoed_in_8_bit": re.compile(r"malformed-reply: reply to MAIL: b'550 5\.7\.1 Sender"),
-    "test_an_overlong_auth_response_is_a_syntax_error_not_an_exception": re.compile(
-        r"ValueError\('Separator is|unexpected-code: 451 for AUTH"
-    ),
-    "test_replies_echo_no_control_characters": re.compile(
-        r"malformed-reply: .*(Error: command .* not recognized|Could not VRFY)"
-    ),
-}
+# Findings not yet fixed, each with a regression test that reproduces it (test_fuzz_findings.py): counted and
+# printed but failing nothing. Every finding so far is fixed; add an entry only while a fix is pending.
+# While a failed TLS handshake could leave its session open, this allowed one leftover per failed handshake.
+FAILED_HANDSHAKE_LEAKS = False
+KNOWN: dict[str, re.Pattern[str]] = {}
 
 
 def known(finding: Finding) -> str | None:

@@ -23,7 +23,6 @@ from mailrelay.webhooks.signing import new_secret, signed_headers
 from mailrelay.webhooks.targets import UnsafeTarget, refusal_for, resolve_target
 from tests.unit.fakes import MemoryQueue
 
-T0 = datetime.now(UTC).replace(microsecond=0)
 PUBLIC = "93.184.216.34"
 DNS = {"hooks.example.com": [PUBLIC], "rebind.example.com": [PUBLIC], "sneaky.example.com": ["127.0.0.1"],
        "metadata.example.com": ["169.254.169.254"], "inside.example.com": [PUBLIC, "10.0.0.7"]}  # fmt: skip
@@ -74,8 +73,10 @@ class Receiver:
 
 
 class Clock:
+    """Starts at the real time when the test starts: verifiers check timestamps against the real clock."""
+
     def __init__(self) -> None:
-        self.now = T0
+        self.now = datetime.now(UTC).replace(microsecond=0)
 
     def __call__(self) -> datetime:
         return self.now

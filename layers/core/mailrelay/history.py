@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, get_args
 
-from pydantic import AwareDatetime, TypeAdapter, ValidationError
-
 from mailrelay.addresses import parse_address
 from mailrelay.errors import FieldProblem, InvalidRequest
+from mailrelay.listing_params import read_instant, read_limit
 from mailrelay.models.status import MessageState, MessageStatus
 from mailrelay.ports import HistoryFilter, HistoryStore
 from mailrelay.positions import position_bound, position_of
@@ -31,7 +30,6 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 PARAMETERS = ("state", "recipient", "tag", "since", "until", "limit", "cursor")
 STATES = get_args(MessageState)
-_INSTANT: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
 _TAG = re.compile(r"^([A-Za-z0-9_-]{1,128}):([A-Za-z0-9_.:@-]{0,256})$")
 _LAST = "\U0010ffff"  # sorts after any id: a bound that includes every message of an instant
 _FIRST = "0"  # sorts before every position (DynamoDB refuses an empty string in a key condition)
@@ -82,16 +80,10 @@ def parse_query(params: Mapping[str, str] | None, cursor_key: bytes) -> HistoryQ
             problems.append(FieldProblem("tag", "name:value, as the tag was given when sending"))
         else:
             tag = (match[1], match[2])
-    since, until = _instant(params, "since", problems), _instant(params, "until", problems)
+    since, until = read_instant(params, "since", problems), read_instant(params, "until", problems)
     if since and until and since > until:
         problems.append(FieldProblem("since", "must not be later than until"))
-    limit = DEFAULT_LIMIT
-    if params.get("limit"):
-        text = params["limit"]
-        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
-            problems.append(FieldProblem("limit", f"an integer from 1 to {MAX_LIMIT}"))
-        else:
-            limit = int(text)
+    limit = read_limit(params, problems, default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
     query = HistoryQuery(HistoryFilter(states, recipient, tag), since, until, limit)
     if params.get("cursor") and not problems:
         before = read_cursor(params["cursor"], query, cursor_key)
@@ -103,16 +95,6 @@ def parse_query(params: Mapping[str, str] | None, cursor_key: bytes) -> HistoryQ
         summary = "; ".join(f"{p.field}: {p.detail}" for p in problems[:3])
         raise InvalidRequest(f"the request is invalid: {summary}", problems)
     return query
-
-
-def _instant(params: Mapping[str, str], name: str, problems: list[FieldProblem]) -> datetime | None:
-    if not params.get(name):
-        return None
-    try:
-        return _INSTANT.validate_python(params[name])
-    except ValidationError:
-        problems.append(FieldProblem(name, "an RFC 3339 date-time with a time zone, e.g. 2026-12-02T09:00:00Z"))
-        return None
 
 
 def _signature(payload: bytes, key: bytes) -> str:

@@ -159,6 +159,25 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/v1/messages/{id}/content": {
+                "get": {
+                    "operationId": "getMessageContent",
+                    "summary": "The message as queued, when this client keeps content (retain_content_days)",
+                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": {
+                            "description": "The message",
+                            "content": {"message/rfc822": {"schema": {"type": "string"}}},
+                        },
+                        "303": {
+                            "description": "Over 4 MiB: a link valid for 5 minutes in Location",
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                        },
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such message for this client, or its content was not retained"),
+                    },
+                }
+            },
             "/v1/messages/{id}/cancel": {
                 "post": {
                     "operationId": "cancelMessage",

@@ -18,18 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
 from mailrelay.errors import FieldProblem, InvalidRequest
-from mailrelay.events.model import EVENT_TYPES, Instant
+from mailrelay.events.model import EVENT_TYPES
 from mailrelay.ids import is_message_id
+from mailrelay.listing_params import read_instant, read_limit
 from mailrelay.ports import EventStore
 from mailrelay.positions import position_bound
 
 DEFAULT_LIMIT = 50
 _PARAMETERS = ("since", "type", "message_id", "limit", "cursor")
 MAX_LIMIT = 100
-_INSTANT: TypeAdapter[datetime] = TypeAdapter(Instant)
 
 
 @dataclass(frozen=True)
@@ -49,12 +47,7 @@ def parse_query(params: Mapping[str, str] | None) -> FeedQuery:
     """The query string, checked field by field; every problem is reported at once."""
     params = params or {}
     problems = [FieldProblem(k, "must not be empty") for k in _PARAMETERS if k in params and not params[k]]
-    since = None
-    if params.get("since"):
-        try:
-            since = _INSTANT.validate_python(params["since"])
-        except ValidationError:
-            problems.append(FieldProblem("since", "an RFC 3339 date-time with a time zone, e.g. 2026-12-02T09:00:00Z"))
+    since = read_instant(params, "since", problems)
     types = None
     if params.get("type"):
         types = frozenset(t.strip() for t in params["type"].split(",") if t.strip())
@@ -64,13 +57,7 @@ def parse_query(params: Mapping[str, str] | None) -> FeedQuery:
     message_id = params.get("message_id") or None
     if message_id is not None and not is_message_id(message_id):
         problems.append(FieldProblem("message_id", "not a message id (32 lower-case hexadecimal digits)"))
-    limit = DEFAULT_LIMIT
-    if params.get("limit"):
-        text = params["limit"]
-        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
-            problems.append(FieldProblem("limit", f"an integer from 1 to {MAX_LIMIT}"))
-        else:
-            limit = int(text)
+    limit = read_limit(params, problems, default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
     query = FeedQuery(since, types, message_id, limit, None)
     if params.get("cursor") and not problems:
         query, problem = _with_cursor(query, params["cursor"])

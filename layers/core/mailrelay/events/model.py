@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC
-from typing import Annotated, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from mailrelay.models.status import SmtpReply
 
@@ -26,18 +25,6 @@ EventType = Literal[
     "recipient.complained",
 ]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
-
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
-
-
-def _rfc3339(value: object) -> object:
-    """Only an RFC 3339 date-time with its offset: pydantic alone would also take Unix seconds ("0.5")."""
-    if isinstance(value, str) and not _RFC3339.match(value):
-        raise ValueError("an RFC 3339 date-time with a time zone, e.g. 2026-12-02T09:00:00Z")
-    return value
-
-
-Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 class EventData(BaseModel):

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from mailrelay.events.model import EventType, Instant
+from mailrelay.events.model import EventType
+from mailrelay.models.fields import Instant
 
 ROTATION_OVERLAP = timedelta(hours=24)  # the old secret keeps signing this long after a rotation
 TEST_EVENT = "webhook.test"
