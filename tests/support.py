@@ -1,9 +1,13 @@
-"""Helpers every suite shares: a free loopback port, and the Lambda context the handlers are called with."""
+"""Helpers every suite shares: a free loopback port, waiting for a condition, and the Lambda context the
+handlers are called with."""
 
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 HOST = "127.0.0.1"
 
@@ -12,6 +16,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """The first truthy value of ``predicate()``, polled; AssertionError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass

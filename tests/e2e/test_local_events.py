@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.test_local_stack import stack, wait_for  # noqa: F401 - the fixture
+from tests.e2e.test_local_stack import stack  # noqa: F401 - the fixture
+from tests.support import wait_for
 
 pytestmark = pytest.mark.e2e
 

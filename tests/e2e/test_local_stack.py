@@ -14,28 +14,17 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import free_port
+from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

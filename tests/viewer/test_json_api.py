@@ -12,7 +12,8 @@ import uuid
 import httpx
 import pytest
 
-from tests.viewer.conftest import ROOT, wait_for
+from tests.support import wait_for
+from tests.viewer.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 

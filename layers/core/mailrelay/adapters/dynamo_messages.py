@@ -145,59 +145,60 @@ class DynamoStatusStore:
         """One conditional write: the delivery lease is taken the same way, so of a cancel and a send
         that start together exactly one wins, and a cancelled record is never leased."""
         allowed = {f":may_{state}": {"S": state} for state in sorted(CANCELLABLE_STATES)}
+        written, data = self._update_if(
+            message_id,
+            UpdateExpression="SET #s = :cancelled, updated_at = :now, completed_at = :now",
+            ConditionExpression=f"client_id = :client AND #s IN ({', '.join(allowed)})",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={
+                ":cancelled": {"S": "cancelled"}, ":now": {"S": now.isoformat()}, ":client": {"S": client_id},
+                **allowed,
+            },
+            ReturnValues="ALL_NEW",
+        )  # fmt: skip
+        if written and data is not None:
+            return Cancelled(MessageStatus.model_validate(data))
+        if data is None or data.get("client_id") != client_id:
+            return NoStatus()
+        return NotCancellable(str(data["state"]))
+
+    def _update_if(self, message_id: str, **request: Any) -> tuple[bool, dict[str, Any] | None]:
+        """A conditional UpdateItem: (True, the attributes it returned), or (False, the item as it was,
+        None when there is none) when the condition failed."""
         try:
             with aws_call("DynamoDB UpdateItem"):
                 response = self._client().update_item(
-                    TableName=self.table,
-                    Key={"id": {"S": message_id}},
-                    UpdateExpression="SET #s = :cancelled, updated_at = :now, completed_at = :now",
-                    ConditionExpression=f"client_id = :client AND #s IN ({', '.join(allowed)})",
-                    ExpressionAttributeNames={"#s": "state"},
-                    ExpressionAttributeValues={
-                        ":cancelled": {"S": "cancelled"}, ":now": {"S": now.isoformat()},
-                        ":client": {"S": client_id}, **allowed,
-                    },
-                    ReturnValues="ALL_NEW",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )  # fmt: skip
-        except StorageError as exc:
-            refused = _conditional_failure(exc)
-            if refused is None:
-                raise
-            item: Any = refused.response.get("Item")
-            if not item or item.get("client_id", {}).get("S") != client_id:
-                return NoStatus()
-            return NotCancellable(item["state"]["S"])
-        return Cancelled(MessageStatus.model_validate(from_item(response["Attributes"])))
-
-    # -- delivery lease -------------------------------------------------------------------------
-
-    def acquire_lease(self, message_id: str, owner: str, now: datetime, until: datetime) -> LeaseResult:
-        """Mark the message ``sending`` for ``owner`` until ``until``, unless it is final or leased."""
-        try:
-            with aws_call("DynamoDB UpdateItem"):
-                response = self._client().update_item(
-                    TableName=self.table,
-                    Key={"id": {"S": message_id}},
-                    UpdateExpression="SET lease_owner = :owner, lease_until = :until, #s = :sending, updated_at = :now",
-                    ConditionExpression=f"{_NOT_FINAL} AND {_NOT_LEASED}",
-                    ExpressionAttributeNames={"#s": "state", "#mode": "delivery"},
-                    ExpressionAttributeValues={
-                        ":owner": {"S": owner}, ":until": {"N": f"{until.timestamp():.3f}"},
-                        ":now_ts": {"N": f"{now.timestamp():.3f}"}, ":now": {"S": now.isoformat()},
-                        ":sending": {"S": "sending"}, ":uncertain": {"S": "uncertain"},
-                        ":at_most_once": {"S": "at_most_once"}, **_FINAL_VALUES,
-                    },
-                    ReturnValues="ALL_OLD",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    TableName=self.table, Key={"id": {"S": message_id}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD", **request,
                 )  # fmt: skip
         except StorageError as exc:
             refused = _conditional_failure(exc)
             if refused is None:
                 raise
             item: Any = refused.response.get("Item")  # sent with ReturnValuesOnConditionCheckFailure
-            return self._why_not(from_item(item) if item else self._get_item(message_id))
-        return Leased(MessageStatus.model_validate(from_item(response["Attributes"])))
+            return False, (from_item(item) if item else None)
+        return True, from_item(response["Attributes"])
+
+    # -- delivery lease -------------------------------------------------------------------------
+
+    def acquire_lease(self, message_id: str, owner: str, now: datetime, until: datetime) -> LeaseResult:
+        """Mark the message ``sending`` for ``owner`` until ``until``, unless it is final or leased."""
+        written, data = self._update_if(
+            message_id,
+            UpdateExpression="SET lease_owner = :owner, lease_until = :until, #s = :sending, updated_at = :now",
+            ConditionExpression=f"{_NOT_FINAL} AND {_NOT_LEASED}",
+            ExpressionAttributeNames={"#s": "state", "#mode": "delivery"},
+            ExpressionAttributeValues={
+                ":owner": {"S": owner}, ":until": {"N": f"{until.timestamp():.3f}"},
+                ":now_ts": {"N": f"{now.timestamp():.3f}"}, ":now": {"S": now.isoformat()},
+                ":sending": {"S": "sending"}, ":uncertain": {"S": "uncertain"},
+                ":at_most_once": {"S": "at_most_once"}, **_FINAL_VALUES,
+            },
+            ReturnValues="ALL_OLD",
+        )  # fmt: skip
+        if written and data is not None:
+            return Leased(MessageStatus.model_validate(data))
+        return self._why_not(data if data is not None else self._get_item(message_id))
 
     @staticmethod
     def _why_not(data: dict[str, Any] | None) -> LeaseResult:
