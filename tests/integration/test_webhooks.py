@@ -257,3 +257,27 @@ def test_a_slow_endpoint_holds_at_most_its_slots_and_the_other_functions_serve_o
     third.poll_once()  # the job put back, posted now that a slot is free
     assert receiver.posts == {"/slow": 3, "/fast": 1} and receiver.most_in_flight == 2
     receiver.server.shutdown()
+
+
+def test_an_endpoint_failing_for_five_days_is_disabled_with_webhook_disabled_on_the_bus(
+    aws, services, receiver, events, webhooks
+):
+    from datetime import UTC, datetime, timedelta
+
+    from mailrelay.adapters.dynamo_webhooks import DynamoWebhookStore
+
+    client, _ = services.clients.create("shop", ["example.com"])
+    created = services.webhooks.create(client.id, {"url": receiver.url})
+    store = DynamoWebhookStore(get_webhook_settings().webhooks_table)
+    endpoint = store.get(client.id, created["id"])
+    since = datetime.now(UTC) - timedelta(days=5, minutes=1)
+    store.save(endpoint.model_copy(update={"failing_since": since}))  # failing since then
+    receiver.behaviour = ["503"]
+    services.webhooks.send_test(client.id, created["id"])
+    drain(webhooks)
+    assert store.get(client.id, created["id"]).state == "disabled"
+    (routed,) = events.on_bus()
+    assert (routed["source"], routed["detail-type"]) == ("mailrelay", "webhook.disabled")
+    assert routed["detail"]["data"]["endpoint_id"] == created["id"] and routed["detail"]["data"]["error"] == "HTTP 503"
+    assert datetime.fromisoformat(routed["detail"]["data"]["failing_since"]) == since
+    assert receiver.ids and not receiver.verified  # the one attempt failed, and nothing more was sent
