@@ -580,7 +580,7 @@ class Ledger:
         drained = time.monotonic()
         self.poller.stop()
         # The receiver keeps failing some deliveries: the webhook retries must get every event through.
-        events = self._drain_events(statuses, max(30.0, cfg.drain_timeout - (drained - produced)))
+        events = self._drain_events(statuses, cfg.drain_timeout)
         webhooks_drained = time.monotonic()
         report = self.reconcile(statuses, events)
         report["timing"] = {"produce_s": round(produced - started, 1), "drain_s": round(drained - produced, 1),

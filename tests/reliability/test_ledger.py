@@ -1,6 +1,8 @@
 """The fault-injection ledger: nothing acknowledged is lost, under injected faults.
 
-The short run (1,000 messages) is part of ``make test``. The soak (20,000) runs when
+The short run (400 messages) is part of ``make test``: every message's events also go through moto to the
+webhook receiver, which takes more moto calls per message than its delivery, so it runs fewer messages
+than the 1,000 it ran before webhooks, in about the same time. The soak (20,000) runs when
 MAILRELAY_LEDGER_SOAK=1 (``make soak``); MAILRELAY_LEDGER_MESSAGES / MAILRELAY_LEDGER_SEED override.
 Every event also goes to a webhook receiver that fails some deliveries: ``events_lost`` must be 0;
 ``events_duplicated`` (the same webhook-id verified twice) is allowed and counted.
@@ -80,7 +82,7 @@ def check(report: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.timeout(600)
 @pytest.mark.skipif(SOAK, reason="the soak run replaces the short one")
 def test_ledger_short(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    messages = int(os.environ.get("MAILRELAY_LEDGER_MESSAGES", "1000"))
+    messages = int(os.environ.get("MAILRELAY_LEDGER_MESSAGES", "400"))
     seed = int(os.environ.get("MAILRELAY_LEDGER_SEED", "7"))
     report = run_ledger(tmp_path, messages, seed, drain_timeout=180, timeout=540)
     assert report["accepted"] >= min(messages, 1000) * 0.98
