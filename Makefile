@@ -92,7 +92,7 @@ test: $(STAMP) $(SYSTEM_STAMP) lint template-check
 run: $(STAMP)
 	$(BIN)/mailrelay run
 
-# Fault-injection ledger over 20,000 messages (40+ minutes on 2 cores); `make test` runs 1,000.
+# Fault-injection ledger over 20,000 messages (hours on 2 cores with webhooks); `make test` runs 400.
 soak: $(STAMP) $(SYSTEM_STAMP)
 	MAILRELAY_LEDGER_SOAK=1 $(BIN)/pytest -q -s tests/reliability
 

@@ -5,6 +5,8 @@ Lambda checkpoints a stream at the lowest sequence number reported failed and re
 there, so a failed record holds back the records after it on its shard instead of losing them
 (https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-batchfailurereporting.html). A record whose
 image is not a status record can never yield an event: it is logged and counted, not retried for 24 h.
+So once a record of a batch fails, the records after it are reported failed without being handled: they
+come again from the checkpoint, and handling them now would only queue their webhooks twice.
 """
 
 from __future__ import annotations
@@ -35,10 +37,23 @@ metrics = Metrics(service="mailrelay-events")
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 
 
+class RetriedFromCheckpoint(Exception):
+    """Not handled now: the stream delivers this record again after the failed one before it."""
+
+
 def create_handler(recorder: Callable[[], EventRecorder]) -> Handler:
     """The whole function around the recorder it is given (built at the first record)."""
 
+    failed = [False]  # a record of the batch being handled has failed
+
     def record_handler(record: DynamoDBRecord) -> None:
+        if failed[0]:
+            raise RetriedFromCheckpoint("an earlier record of this batch failed")
+        failed[0] = True  # until this record is done
+        handle(record)
+        failed[0] = False
+
+    def handle(record: DynamoDBRecord) -> None:
         try:
             old, new = status_change(record.raw_event)
         except ValidationError as exc:
@@ -56,6 +71,7 @@ def create_handler(recorder: Callable[[], EventRecorder]) -> Handler:
     @metrics.log_metrics
     @logger.inject_lambda_context
     def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+        failed[0] = False
         return process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
         )

@@ -1,5 +1,6 @@
 """Webhook function (SQS trigger on the webhook queue, ReportBatchItemFailures): each job -> one signed POST
--> delivered (deleted), or hidden until its next attempt by the retry schedule, or given up.
+-> delivered (deleted), or hidden until its next attempt by the retry schedule, or given up; a job whose
+endpoint has every slot held (its bound of posts in flight) is queued again, delayed, and this record deleted.
 
 A job's attempt number is the record's ApproximateReceiveCount (1 on its first receive): SQS counts every
 receive, so a record received twice without an attempt may skip a step of the schedule, never repeat one.
@@ -19,6 +20,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mailrelay.events.settings import get_event_settings
 from mailrelay.ports import StorageError
 from mailrelay.webhooks.settings import get_webhook_settings
 from mailrelay.wiring import WebhookWorker, build_webhook_worker
@@ -27,7 +29,6 @@ Handler = Callable[[dict[str, Any], Any], PartialItemFailureResponse]
 logger = Logger(service="mailrelay-webhooks")
 copy_config_to_registered_loggers(source_logger=logger, include={"mailrelay"})
 metrics = Metrics(service="mailrelay-webhooks")
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 class RetryLater(Exception):
@@ -35,10 +36,17 @@ class RetryLater(Exception):
 
 
 def create_handler(worker: Callable[[], WebhookWorker]) -> Handler:
+    """The whole function around the worker it is given. A BatchProcessor holds the batch it is processing,
+    so each handler has its own (a test or a local run may run several, as Lambda runs several environments)."""
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
     def record_handler(record: SQSRecord) -> None:
         attempt = int(record.attributes.approximate_receive_count or 1)
         outcome = worker().sender.send(record.body, attempt)
         metrics.add_metric(name=f"Webhook{outcome.result.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
+        if outcome.requeue is not None:
+            worker().jobs.send(outcome.requeue)  # StorageError: this record fails and comes back instead
+            return
         if outcome.retry_in is None:
             return
         try:
@@ -60,7 +68,7 @@ def create_handler(worker: Callable[[], WebhookWorker]) -> Handler:
 @cache
 def worker() -> WebhookWorker:
     """The webhook function's composition root, with the environment's configuration."""
-    return build_webhook_worker(get_webhook_settings())
+    return build_webhook_worker(get_webhook_settings(), get_event_settings().event_bus_name)
 
 
 lambda_handler = create_handler(worker)

@@ -4,7 +4,11 @@ verifies every signature with the `standardwebhooks` library."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
@@ -48,7 +52,7 @@ def webhooks(aws, services) -> SqsPoller:
     from functions.webhooks.app import create_handler
     from mailrelay.wiring import build_webhook_worker
 
-    worker = build_webhook_worker(get_webhook_settings())
+    worker = build_webhook_worker(get_webhook_settings(), get_event_settings().event_bus_name)
     queue = aws.names["WebhookQueue"]
     sqs = boto3.client("sqs")
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -161,3 +165,119 @@ def test_the_deliveries_log_shows_each_attempt(api: Api, client_key, receiver, e
     log = api("GET", f"/v1/webhooks/{created['id']}/deliveries", key=client_key).json()["deliveries"]
     assert [(d["attempt"], d["status_code"], d["result"]) for d in log] == [(2, 204, "delivered"), (1, 503, "retry")]
     assert all(d["event_type"] == "message.accepted" and d["latency_ms"] >= 0 for d in log)
+
+
+class HeldReceiver:
+    """Holds every POST to /slow until released (a slow endpoint), answers /fast at once; counts both."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.posts: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                with receiver.lock:
+                    receiver.posts[self.path] += 1
+                    receiver.in_flight += self.path == "/slow"
+                    receiver.most_in_flight = max(receiver.most_in_flight, receiver.in_flight)
+                if self.path == "/slow":
+                    receiver.release.wait(20)
+                    with receiver.lock:
+                        receiver.in_flight -= 1
+                self.send_response(204)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, in_flight: int) -> None:
+        for _ in range(400):
+            if self.in_flight == in_flight:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{self.in_flight} posts in flight, expected {in_flight}")
+
+
+def test_a_slow_endpoint_holds_at_most_its_slots_and_the_other_functions_serve_others(aws, services, monkeypatch):
+    from functions.webhooks.app import create_handler
+    from mailrelay.webhooks.jobs import WebhookJob
+    from mailrelay.wiring import WebhookWorker, build_webhook_worker
+
+    monkeypatch.setenv("MAILRELAY_WEBHOOK_MAX_CONCURRENCY", "3")  # the template passes WebhookMaxConcurrency
+    monkeypatch.setenv("MAILRELAY_WEBHOOK_BUSY_RETRY_SECONDS", "0")
+    monkeypatch.setenv("MAILRELAY_WEBHOOK_TIMEOUT_SECONDS", "25")  # the slow endpoint answers when released
+    get_webhook_settings.cache_clear()
+    settings = get_webhook_settings()
+    assert settings.endpoint_slots == 2
+    receiver = HeldReceiver()
+    client, _ = services.clients.create("shop", ["example.com"])
+    slow = services.webhooks.create(client.id, {"url": f"{receiver.base}/slow"})["id"]
+    fast = services.webhooks.create(client.id, {"url": f"{receiver.base}/fast"})["id"]
+
+    def job(endpoint_id: str, n: int) -> WebhookJob:
+        event = {"id": f"evt_{n:032d}", "type": "message.accepted", "created_at": "2026-12-02T09:00:00.000Z",
+                 "data": {"message_id": "0" * 32, "client_id": client.id}}  # fmt: skip
+        return WebhookJob(client_id=client.id, endpoint_id=endpoint_id, event=event)
+
+    # Three webhook functions: two are posting to the slow endpoint and wait for its answer.
+    functions = [build_webhook_worker(settings, get_event_settings().event_bus_name) for _ in range(3)]
+    outcomes: list[str] = []
+
+    def post(function: WebhookWorker, n: int) -> None:
+        outcomes.append(function.sender.send(job(slow, n).message().body, 1).result)
+
+    posting = [threading.Thread(target=post, args=(w, n)) for n, w in enumerate(functions[:2])]
+    for thread in posting:
+        thread.start()
+    receiver.wait_for(in_flight=2)
+    # The third function gets a job for the slow endpoint and one for another endpoint, through the queue.
+    queue = aws.names["WebhookQueue"]
+    sqs = boto3.client("sqs")
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    third = SqsPoller(sqs, queue, arn, create_handler(lambda: functions[2]), batch_size=5)
+    for n, endpoint in ((2, slow), (3, fast)):
+        sqs.send_message(QueueUrl=queue, MessageBody=job(endpoint, n).message().body)
+    third.poll_once()
+    assert receiver.posts == {"/slow": 2, "/fast": 1}  # the slow endpoint's third job was not posted
+    receiver.release.set()
+    for thread in posting:
+        thread.join(20)
+    assert outcomes == ["delivered", "delivered"]
+    third.poll_once()  # the job put back, posted now that a slot is free
+    assert receiver.posts == {"/slow": 3, "/fast": 1} and receiver.most_in_flight == 2
+    receiver.server.shutdown()
+
+
+def test_an_endpoint_failing_for_five_days_is_disabled_with_webhook_disabled_on_the_bus(
+    aws, services, receiver, events, webhooks
+):
+    from datetime import UTC, datetime, timedelta
+
+    from mailrelay.adapters.dynamo_webhooks import DynamoWebhookStore
+
+    client, _ = services.clients.create("shop", ["example.com"])
+    created = services.webhooks.create(client.id, {"url": receiver.url})
+    store = DynamoWebhookStore(get_webhook_settings().webhooks_table)
+    endpoint = store.get(client.id, created["id"])
+    since = datetime.now(UTC) - timedelta(days=5, minutes=1)
+    store.save(endpoint.model_copy(update={"failing_since": since}))  # failing since then
+    receiver.behaviour = ["503"]
+    services.webhooks.send_test(client.id, created["id"])
+    drain(webhooks)
+    assert store.get(client.id, created["id"]).state == "disabled"
+    (routed,) = events.on_bus()
+    assert (routed["source"], routed["detail-type"]) == ("mailrelay", "webhook.disabled")
+    assert routed["detail"]["data"]["endpoint_id"] == created["id"] and routed["detail"]["data"]["error"] == "HTTP 503"
+    assert datetime.fromisoformat(routed["detail"]["data"]["failing_since"]) == since
+    assert receiver.ids and not receiver.verified  # the one attempt failed, and nothing more was sent

@@ -1,12 +1,15 @@
 """The fault-injection ledger: N messages through both entry points of a local stack under injected
 faults, then a reconciliation of what was accepted against the status records and what the upstream
-stored. Prints one line::
+stored, and of the events stored against what a webhook receiver verified. Prints one line::
 
     ledger: accepted=N delivered=N failed=N expired=N uncertain=N duplicates=N lost=N
+            events=N events_lost=N events_duplicated=N final_events_missing=N
 
 Everything runs in this process, in threads: moto's ThreadedMotoServer, the API handler behind the
 local HTTP gateway, the SMTP bridge (its own event loop), a poller playing Lambda's SQS trigger for
-the delivery handler, and a controllable aiosmtpd upstream. Run it as a module (its own process:
+the delivery handler, a controllable aiosmtpd upstream, a poller playing the DynamoDB Streams trigger
+for the events handler, one playing the SQS trigger for the webhook handler, and a webhook receiver
+that verifies signatures and fails some deliveries. Run it as a module (its own process:
 the handlers read their settings at import, and botocore is patched)::
 
     python -m tests.reliability.ledger --messages 1000 --seed 7 --report /tmp/ledger.json
@@ -71,6 +74,8 @@ class Config:
     refuse_for: tuple[float, float] = (2.0, 5.0)
     stall_seconds: float = 3.5
     visibility_timeout: int = 20
+    webhook_visibility_timeout: int = 10
+    webhook_functions: int = 3  # webhook handlers running at once, as Lambda runs several environments
 
 
 def environment(cfg: Config, upstream_port: int, ca_file: Path) -> dict[str, str]:
@@ -91,6 +96,11 @@ def environment(cfg: Config, upstream_port: int, ca_file: Path) -> dict[str, str
         "MAILRELAY_DEADLINE_MARGIN_SECONDS": "0.5",
         "MAILRELAY_LEASE_GRACE_SECONDS": "2",
         "MAILRELAY_SMTP_IDLE_CLOSE_SECONDS": "10",
+        # Webhooks: the receiver is on loopback, and 8 attempts within about 17 s instead of about 27 hours.
+        "MAILRELAY_WEBHOOKS_ALLOW_LOOPBACK_HTTP": "true",
+        "MAILRELAY_WEBHOOK_RETRY_SCHEDULE": "0,1,1,2,2,3,3,5",
+        "MAILRELAY_WEBHOOK_TIMEOUT_SECONDS": "1",
+        "MAILRELAY_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT": str(cfg.webhook_functions),
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_TRACE_DISABLED": "1",
@@ -198,6 +208,10 @@ class Ledger:
         from tests.reliability.upstream import FaultRates, FaultyUpstream, UpstreamHandler
 
         cfg = self.cfg
+        from tests.reliability.receiver import FaultyReceiver, ReceiverFaults
+
+        self.receiver = FaultyReceiver(random.Random(cfg.seed * 37 + 9), ReceiverFaults())
+        self.receiver.start()
         self.tls = ensure_tls(self.state / "tls")
         self.capture = self.state / "upstream"
         handler = UpstreamHandler(self.capture, random.Random(cfg.seed * 31 + 3), FaultRates(), cfg.stall_seconds)
@@ -224,13 +238,21 @@ class Ledger:
 
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))
+        from mailrelay.events.settings import get_event_settings
         from mailrelay.settings import get_settings
+        from mailrelay.webhooks.settings import get_webhook_settings
         from mailrelay.wiring import Services
 
         get_settings.cache_clear()
+        get_event_settings.cache_clear()
+        get_webhook_settings.cache_clear()
         self.settings = get_settings()
-        client, self.key = Services(self.settings).clients.create("ledger", ["example.com"])
+        self.events_table = get_event_settings().events_table
+        services = Services(self.settings)
+        client, self.key = services.clients.create("ledger", ["example.com"])
         self.client_id = client.id
+        endpoint = services.webhooks.create(self.client_id, {"url": self.receiver.url, "description": "ledger"})
+        self.receiver.secret = endpoint["secret"]
 
         from functions.api import app as api_app
         from functions.deliver import app as deliver_app
@@ -251,6 +273,8 @@ class Ledger:
             batch_size=10, window_seconds=1, timeout_ms=15_000, region=REGION,
         )  # fmt: skip
 
+        self._start_event_pollers(template)
+
         self.bridge_ports = {"starttls": free_port(), "implicit": free_port()}
         self.bridge = self._start_bridge()
 
@@ -260,6 +284,42 @@ class Ledger:
         self.aws_faults = AwsFaults(random.Random(cfg.seed * 17 + 5), rates)
         self.aws_faults.install()
         self.poller.start()
+
+    def _start_event_pollers(self, template: dict[str, Any]) -> None:
+        """The stream trigger of the events function and the SQS trigger of the webhook function."""
+        import boto3
+
+        from functions.events import app as events_app
+        from functions.webhooks import app as webhooks_app
+        from local_stack.aws_standin import REGION
+        from local_stack.stream_poller import StreamPoller, streams_client
+
+        resources = self.aws.resources
+        stream = next(e["Properties"] for e in template["Resources"]["EventsFunction"]["Properties"]["Events"].values()
+                      if e["Type"] == "DynamoDB")  # fmt: skip
+        self.stream_poller = StreamPoller(
+            streams_client(REGION), resources.arns["MessagesTable.StreamArn"], events_app.lambda_handler,
+            batch_size=int(stream.get("BatchSize", 100)), window_seconds=1, timeout_ms=60_000, region=REGION,
+        )  # fmt: skip
+        self.stream_poller.start()
+        self.components.append(self.stream_poller)
+        sqs = boto3.session.Session(region_name=REGION).client("sqs")
+        # A failed job whose hiding failed comes back after this (the template's value is for real Lambda).
+        visibility = {"VisibilityTimeout": str(self.cfg.webhook_visibility_timeout)}
+        sqs.set_queue_attributes(QueueUrl=resources.names["WebhookQueue"], Attributes=visibility)
+        hooks = template["Resources"]["WebhookFunction"]["Properties"]
+        batch = next(e["Properties"] for e in hooks["Events"].values() if e["Type"] == "SQS").get("BatchSize", 10)
+        for _ in range(self.cfg.webhook_functions):  # each its own environment: handler, worker, clients
+            worker = webhooks_app.build_webhook_worker(
+                webhooks_app.get_webhook_settings(), os.environ["MAILRELAY_EVENT_BUS_NAME"]
+            )
+            poller = SqsPoller(
+                boto3.session.Session(region_name=REGION).client("sqs"), resources.names["WebhookQueue"],
+                resources.arns["WebhookQueue"], webhooks_app.create_handler(lambda w=worker: w),
+                batch_size=int(batch), window_seconds=1, timeout_ms=60_000, region=REGION,
+            )  # fmt: skip
+            poller.start()
+            self.components.append(poller)
 
     def _bridge_settings(self) -> Any:
         from smtp_bridge.settings import BridgeSettings
@@ -292,6 +352,7 @@ class Ledger:
         self.bridge.stop()
         self.upstream.stop()
         self.upstream.handler.close()
+        self.receiver.stop()
         for component in reversed(self.components):
             try:
                 component.stop()
@@ -518,9 +579,13 @@ class Ledger:
         statuses = self._drain(cfg.drain_timeout)
         drained = time.monotonic()
         self.poller.stop()
-        report = self.reconcile(statuses)
+        # The receiver keeps failing some deliveries: the webhook retries must get every event through.
+        events = self._drain_events(statuses, cfg.drain_timeout)
+        webhooks_drained = time.monotonic()
+        report = self.reconcile(statuses, events)
         report["timing"] = {"produce_s": round(produced - started, 1), "drain_s": round(drained - produced, 1),
-                            "total_s": round(drained - started, 1)}  # fmt: skip
+                            "webhooks_drain_s": round(webhooks_drained - drained, 1),
+                            "total_s": round(webhooks_drained - started, 1)}  # fmt: skip
         return report
 
     def _final(self, status: dict[str, Any]) -> bool:
@@ -536,6 +601,47 @@ class Ledger:
                 return statuses
             time.sleep(2.0)
 
+    def _drain_events(self, statuses: dict[str, dict[str, Any]], timeout: float) -> dict[str, str]:
+        """Wait until the receiver has every stored event and every final state's event; the stored ones."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stored = self._stored_events()
+            missing = [i for i in stored if i not in self.receiver.received]
+            if (not missing and not self._finals_missing(statuses)) or time.monotonic() > deadline:
+                return stored
+            time.sleep(2.0)
+
+    def _stored_events(self) -> dict[str, str]:
+        """The ledger client's events in the events table: id -> message id."""
+        out: dict[str, str] = {}
+        with self.aws_faults.exempt():
+            for page in self.ddb.get_paginator("scan").paginate(TableName=self.events_table, ConsistentRead=True):
+                for item in page["Items"]:
+                    if item["client_id"]["S"] == self.client_id:
+                        out[item["id"]["S"]] = item["message_id"]["S"]
+        return out
+
+    def _finals_missing(self, statuses: dict[str, dict[str, Any]]) -> list[str]:
+        """Accepted messages whose final state lacks its event at the receiver: recipient.delivered or
+        recipient.failed for each recipient, message.expired or message.uncertain for the message."""
+        received: set[tuple[str, str, str | None]] = set()
+        for envelope in list(self.receiver.received.values()):
+            data = envelope.get("data", {})
+            received.add((envelope.get("type", ""), data.get("message_id", ""), data.get("recipient")))
+        missing = []
+        for message_id in self.tally.accepted:
+            status = statuses.get(message_id, {})
+            if not self._final(status):
+                continue
+            wanted = {("message.accepted", message_id, None)}
+            if status["state"] in ("expired", "uncertain"):
+                wanted.add((f"message.{status['state']}", message_id, None))
+            else:
+                wanted |= {(f"recipient.{r['state']}", message_id, r["address"])
+                           for r in status["recipients"] if r["state"] in ("delivered", "failed")}  # fmt: skip
+            missing += [f"{message_id}: no {kind} for {rcpt or 'the message'}" for kind, _, rcpt in wanted - received]
+        return missing
+
     def _statuses(self) -> dict[str, dict[str, Any]]:
         from mailrelay.adapters.dynamo import from_item
 
@@ -550,7 +656,7 @@ class Ledger:
 
     # -- reconciliation -----------------------------------------------------------------------------------
 
-    def reconcile(self, statuses: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def reconcile(self, statuses: dict[str, dict[str, Any]], events: dict[str, str]) -> dict[str, Any]:
         accepted = dict(self.tally.accepted)
         copies = self._copies()
         by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -606,10 +712,15 @@ class Ledger:
         injected.update(self.upstream.handler.injected)
         injected.update(self.aws_faults.injected)
         injected["poller_crash"] = self.poller.crashes
+        injected.update(self.receiver.injected)
         total_dups = sum(duplicates.values())
+        events_lost = sorted(f"{events[i]} {i}" for i in events if i not in self.receiver.received)
+        finals_missing = self._finals_missing(statuses)
         line = (
             f"ledger: accepted={len(accepted)} delivered={counts['delivered']} failed={counts['failed']} "
-            f"expired={counts['expired']} uncertain={counts['uncertain']} duplicates={total_dups} lost={len(lost)}"
+            f"expired={counts['expired']} uncertain={counts['uncertain']} duplicates={total_dups} lost={len(lost)} "
+            f"events={len(events)} events_lost={len(events_lost)} events_duplicated={self.receiver.duplicated()} "
+            f"final_events_missing={len(finals_missing)}"
         )
         return {
             "line": line,
@@ -622,6 +733,11 @@ class Ledger:
             "injected": dict(sorted(injected.items())),
             "sender_events": dict(sorted(self.tally.events.items())),
             "refused": self.tally.refused,
+            "events": len(events),
+            "events_lost": events_lost,
+            "events_duplicated": self.receiver.duplicated(),
+            "events_unverified": self.receiver.unverified,
+            "final_events_missing": finals_missing,
             "queue": self._queue_depths(),
             "messages": self.cfg.messages,
             "seed": self.cfg.seed,
@@ -661,7 +777,7 @@ class Ledger:
     def _queue_depths(self) -> dict[str, int]:
         out = {}
         with self.aws_faults.exempt():
-            for name in ("DeliveryQueue", "DeliveryDeadLetterQueue"):
+            for name in ("DeliveryQueue", "DeliveryDeadLetterQueue", "WebhookQueue", "WebhookDeadLetterQueue"):
                 url = self.aws.resources.names.get(name)
                 if not url:
                     continue
@@ -755,7 +871,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         args.report.write_text(json.dumps(report, indent=2) + "\n")
     print(report["line"], flush=True)
-    return 0 if not report["lost"] else 1
+    return 0 if not report["lost"] and not report["events_lost"] else 1
 
 
 if __name__ == "__main__":

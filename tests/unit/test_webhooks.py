@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from mailrelay.api.problems import from_validation_error
 from mailrelay.errors import InvalidRequest, NotFound
-from mailrelay.ports import PostResult
+from mailrelay.ports import PostResult, StorageError
 from mailrelay.webhooks.jobs import WebhookJob
 from mailrelay.webhooks.management import WebhookManagement
 from mailrelay.webhooks.model import Endpoint
@@ -72,6 +72,36 @@ class Receiver:
         return self.answers.pop(0) if self.answers else PostResult(200, 0.01)
 
 
+@dataclass
+class MemorySlots:
+    """Posting slots per endpoint: slot -> (holder, held until)."""
+
+    held: dict[tuple[str, int], tuple[str, datetime]] = field(default_factory=dict)
+
+    def acquire(self, client_id, endpoint_id, slots, holder, now, until) -> int | None:
+        for slot in range(slots):
+            current = self.held.get((endpoint_id, slot))
+            if current is None or current[1] < now:
+                self.held[(endpoint_id, slot)] = (holder, until)
+                return slot
+        return None
+
+    def release(self, client_id, endpoint_id, slot, holder) -> None:
+        if self.held.get((endpoint_id, slot), ("",))[0] == holder:
+            del self.held[(endpoint_id, slot)]
+
+
+@dataclass
+class MemoryBus:
+    put_envelopes: list[dict] = field(default_factory=list)
+    down: bool = False
+
+    def put(self, envelopes: list[dict]) -> None:
+        if self.down:
+            raise StorageError("PutEvents failed")
+        self.put_envelopes += envelopes
+
+
 class Clock:
     """Starts at the real time when the test starts: verifiers check timestamps against the real clock."""
 
@@ -87,7 +117,7 @@ def world():
     store, jobs, clock, receiver = MemoryWebhooks(), MemoryQueue(), Clock(), Receiver()
     settings = WebhookSettings()
     manage = WebhookManagement(settings, store, resolve, jobs, clock, from_validation_error)
-    sender = WebhookSender(settings, store, resolve, receiver, clock)
+    sender = WebhookSender(settings, store, resolve, receiver, clock, slots=MemorySlots(), bus=MemoryBus(), holder="me")
     return manage, sender, store, jobs, clock, receiver
 
 
@@ -217,6 +247,57 @@ def test_an_endpoint_failing_for_five_days_is_disabled(world) -> None:
     assert sender.send(job_for(created["id"]), 2).result == "gave_up"
     assert store.get("shop", created["id"]).state == "disabled"
     assert sender.send(job_for(created["id"]), 1).result == "dropped"
+
+
+def test_a_disabled_endpoint_puts_webhook_disabled_on_the_bus_once_by_id(world) -> None:
+    manage, sender, store, _, clock, receiver = world
+    created = manage.create("shop", {"url": "https://hooks.example.com/in"})
+    receiver.answers = [PostResult(500, 0.1)] * 3
+    sender.send(job_for(created["id"]), 1)
+    assert sender.bus.put_envelopes == []  # failing, not yet for long
+    clock.now += timedelta(days=5)
+    sender.bus.down = True  # the bus refuses: the endpoint stays active and the job is tried again
+    with pytest.raises(StorageError):
+        sender.send(job_for(created["id"]), 2)
+    assert store.get("shop", created["id"]).state == "active"
+    sender.bus.down = False
+    assert sender.send(job_for(created["id"]), 3).result == "gave_up"
+    (event,) = sender.bus.put_envelopes
+    assert event["type"] == "webhook.disabled" and event["id"].startswith("evt_")
+    assert event["data"] | {"failing_since": None} == {
+        "client_id": "shop", "endpoint_id": created["id"], "url": "https://hooks.example.com/in",
+        "state": "disabled", "failing_since": None, "error": "HTTP 500",
+    }  # fmt: skip
+    assert datetime.fromisoformat(event["data"]["failing_since"]) == clock.now - timedelta(days=5)
+    assert store.get("shop", created["id"]).state == "disabled"
+
+
+def test_a_busy_endpoint_puts_the_job_back_without_posting_or_counting_an_attempt(world) -> None:
+    manage, sender, _, _, clock, receiver = world
+    created = manage.create("shop", {"url": "https://hooks.example.com/in"})
+    other = manage.create("shop", {"url": "https://hooks.example.com/other"})
+    slots = sender.settings.endpoint_slots
+    for n in range(slots):  # other functions are posting to this endpoint right now
+        sender.slots.acquire("shop", created["id"], slots, f"f{n}", clock.now, clock.now + timedelta(seconds=15))
+    busy = sender.send(job_for(created["id"]), 3)
+    assert busy.result == "busy" and receiver.got == []
+    assert busy.requeue is not None and busy.requeue.delay_seconds == sender.settings.busy_retry_seconds
+    assert WebhookJob.model_validate_json(busy.requeue.body).attempts_before == 2
+    assert sender.send(job_for(other["id"]), 1).result == "delivered"  # other endpoints are not held up
+    # The requeued job counts on from its third attempt: a 503 then waits the fourth step of the schedule.
+    clock.now += timedelta(seconds=16)  # the holds ran out (those functions died, or finished)
+    receiver.answers = [PostResult(503, 0.1)]
+    retried = sender.send(busy.requeue.body, 1)
+    assert (retried.result, retried.retry_in) == ("retry", DEFAULT_RETRY_SCHEDULE[3])
+    assert "me" not in {holder for holder, _ in sender.slots.held.values()}  # every post frees its slot
+
+
+def test_one_endpoint_never_gets_every_function() -> None:
+    assert WebhookSettings().endpoint_slots == 2
+    assert WebhookSettings(MAILRELAY_WEBHOOK_MAX_CONCURRENCY=2).endpoint_slots == 1
+    assert WebhookSettings(MAILRELAY_WEBHOOK_MAX_CONCURRENCY=3).endpoint_slots == 2
+    many = {"MAILRELAY_WEBHOOK_MAX_CONCURRENCY": 50, "MAILRELAY_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT": 8}
+    assert WebhookSettings.model_validate(many).endpoint_slots == 8
 
 
 def test_a_test_event_is_queued_for_the_endpoint(world) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from mailrelay.events.model import Event
 from mailrelay.message_data import MessageData
@@ -302,6 +302,26 @@ class WebhookStore(Protocol):
         ...
 
     def attempts(self, client_id: str, endpoint_id: str, limit: int) -> builtins.list[DeliveryAttempt]: ...
+
+
+class EndpointSlots(Protocol):
+    """A bounded number of posts in flight per endpoint, shared by every running webhook function."""
+
+    def acquire(
+        self, client_id: str, endpoint_id: str, slots: int, holder: str, now: datetime, until: datetime
+    ) -> int | None:
+        """A free slot (0 .. slots-1), held by ``holder`` until ``until`` at the latest; None: all are held."""
+        ...
+
+    def release(self, client_id: str, endpoint_id: str, slot: int, holder: str) -> None:
+        """Free the slot if ``holder`` still holds it (an expired hold may have been taken over)."""
+        ...
+
+
+class EnvelopeBus(Protocol):
+    def put(self, envelopes: builtins.list[dict[str, Any]]) -> None:
+        """Events that are not about a message (e.g. webhook.disabled) onto the bus, or StorageError."""
+        ...
 
 
 class AddressResolver(Protocol):

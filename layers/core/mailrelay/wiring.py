@@ -3,12 +3,14 @@ the bridge and the local stack build their graph here; the delivery function in 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from mailrelay.adapters.dynamo_clients import DynamoClientStore
+from mailrelay.adapters.dynamo_endpoint_slots import DynamoEndpointSlots
 from mailrelay.adapters.dynamo_events import DynamoEventStore
 from mailrelay.adapters.dynamo_ingress import DynamoIngressLog
 from mailrelay.adapters.dynamo_messages import DynamoStatusStore
@@ -126,11 +128,19 @@ class WebhookWorker:
 
     sender: WebhookSender
     records: SqsRecordControl
+    jobs: SqsQueue  # where a job whose endpoint is busy is put back
 
 
 def build_webhook_worker(
-    settings: WebhookSettings, *, dynamodb: Any | None = None, sqs: Any | None = None
-) -> WebhookWorker:
+    settings: WebhookSettings, bus_name: str, *, dynamodb: Any | None = None, sqs: Any | None = None,
+    eventbridge: Any | None = None,
+) -> WebhookWorker:  # fmt: skip
+    """The webhook function's graph; ``bus_name``: the event bus webhook.disabled goes to."""
     store = DynamoWebhookStore(settings.webhooks_table, dynamodb)
-    sender = WebhookSender(settings, store, resolve_addresses, HttpWebhookPoster(), utcnow)
-    return WebhookWorker(sender, SqsRecordControl(settings.webhook_queue_url, "", sqs))
+    slots = DynamoEndpointSlots(settings.webhooks_table, dynamodb)
+    sender = WebhookSender(
+        settings, store, resolve_addresses, HttpWebhookPoster(), utcnow, slots=slots,
+        bus=EventBridgeBus(bus_name, eventbridge), holder=secrets.token_hex(8),
+    )  # fmt: skip
+    queue = settings.webhook_queue_url
+    return WebhookWorker(sender, SqsRecordControl(queue, "", sqs), SqsQueue(queue, sqs))

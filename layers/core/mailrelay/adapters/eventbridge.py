@@ -12,6 +12,7 @@ once, then reported as a failure so the change record is retried.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from mailrelay.adapters.aws import aws_call, lazy
@@ -37,19 +38,28 @@ class EventBridgeBus:
         self._client = lazy("events", client)
 
     def entry(self, event: Event) -> dict[str, Any]:
+        return self._entry(event.envelope(), event.created_at)
+
+    def _entry(self, envelope: dict[str, Any], at: datetime) -> dict[str, Any]:
         entry = {
             "Source": SOURCE,
-            "DetailType": event.type,
-            "Detail": json.dumps(event.envelope(), separators=(",", ":")),
+            "DetailType": envelope["type"],
+            "Detail": json.dumps(envelope, separators=(",", ":")),
             "EventBusName": self.bus_name,
-            "Time": event.created_at,
+            "Time": at,
         }
         if entry_size(entry) >= MAX_ENTRY_BYTES:  # cannot happen with the status record's own limits
-            raise StorageError(f"event {event.id} is {entry_size(entry)} bytes; EventBridge takes under 256 KB")
+            raise StorageError(f"event {envelope['id']} is {entry_size(entry)} bytes; EventBridge takes under 256 KB")
         return entry
 
     def publish(self, events: list[Event]) -> None:
-        entries = [self.entry(e) for e in events]
+        self._put_all([self.entry(e) for e in events])
+
+    def put(self, envelopes: list[dict[str, Any]]) -> None:
+        """Envelopes not about a message (webhook.disabled); their created_at is the entry's time."""
+        self._put_all([self._entry(e, datetime.fromisoformat(e["created_at"])) for e in envelopes])
+
+    def _put_all(self, entries: list[dict[str, Any]]) -> None:
         for start in range(0, len(entries), MAX_ENTRIES):
             self._put(entries[start : start + MAX_ENTRIES])
 

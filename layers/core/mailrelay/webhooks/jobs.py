@@ -18,6 +18,8 @@ class WebhookJob(BaseModel):
     client_id: str
     endpoint_id: str
     event: dict[str, Any]  # the envelope, sent as it is (its id is the webhook-id)
+    # Attempts made before this copy was queued (a job put back because its endpoint was busy).
+    attempts_before: int = 0
 
     def message(self) -> OutgoingMessage:
         key = f"{self.endpoint_id}\n{self.event['id']}".encode()

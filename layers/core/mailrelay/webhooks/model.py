@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -13,6 +14,7 @@ from mailrelay.models.fields import Instant
 
 ROTATION_OVERLAP = timedelta(hours=24)  # the old secret keeps signing this long after a rotation
 TEST_EVENT = "webhook.test"
+DISABLED_EVENT = "webhook.disabled"  # on the event bus when an endpoint is disabled after failing too long
 
 
 def new_endpoint_id() -> str:
@@ -86,3 +88,15 @@ class Endpoint(BaseModel):
         if with_secret:
             view["secret"] = self.secret
         return view
+
+
+def disabled_event(endpoint: Endpoint, failing_since: datetime, now: datetime, error: str) -> dict[str, Any]:
+    """The webhook.disabled envelope. Its id is the endpoint's and its failure streak's, so the event put
+    again (the disable retried after a failure) carries the same id."""
+    key = f"{endpoint.id}\n{failing_since.isoformat()}".encode()
+    return {
+        "id": "evt_" + hashlib.sha256(key).hexdigest()[:32], "type": DISABLED_EVENT,
+        "created_at": now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "data": {"client_id": endpoint.client_id, "endpoint_id": endpoint.id, "url": endpoint.url,
+                 "state": "disabled", "failing_since": failing_since.astimezone(UTC).isoformat(), "error": error},
+    }  # fmt: skip

@@ -33,6 +33,20 @@ class WebhookSettings(BaseModel):
     timeout_seconds: float = Field(10.0, alias="MAILRELAY_WEBHOOK_TIMEOUT_SECONDS", gt=0, le=30)
     disable_after_days: float = Field(5.0, alias="MAILRELAY_WEBHOOK_DISABLE_AFTER_DAYS", gt=0)
     max_endpoints_per_client: int = Field(10, alias="MAILRELAY_WEBHOOKS_PER_CLIENT", ge=1, le=100)
+    # Posts to one endpoint at a time, across every running webhook function (see EndpointSlots).
+    max_in_flight_per_endpoint: int = Field(2, alias="MAILRELAY_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", ge=1, le=100)
+    # The event source mapping's MaximumConcurrency, when known: one endpoint never gets all of it.
+    max_concurrency: int | None = Field(None, alias="MAILRELAY_WEBHOOK_MAX_CONCURRENCY", ge=2, le=1000)
+    # Wait before a job whose endpoint has no free slot is tried again (not counted as an attempt).
+    busy_retry_seconds: int = Field(5, alias="MAILRELAY_WEBHOOK_BUSY_RETRY_SECONDS", ge=0, le=900)
+
+    @property
+    def endpoint_slots(self) -> int:
+        """Posts one endpoint may have in flight: the configured bound, and always less than the function's
+        whole concurrency, so that a slow endpoint leaves at least one function for the others."""
+        if self.max_concurrency is None:
+            return self.max_in_flight_per_endpoint
+        return max(1, min(self.max_in_flight_per_endpoint, self.max_concurrency - 1))
 
 
 def webhook_settings_from(env: dict[str, str]) -> WebhookSettings:
