@@ -12,6 +12,7 @@ from mailrelay.adapters.dynamo_clients import DynamoClientStore
 from mailrelay.adapters.dynamo_events import DynamoEventStore
 from mailrelay.adapters.dynamo_ingress import DynamoIngressLog
 from mailrelay.adapters.dynamo_messages import DynamoStatusStore
+from mailrelay.adapters.dynamo_suppressions import DynamoSuppressionStore
 from mailrelay.adapters.dynamo_webhooks import DynamoWebhookStore
 from mailrelay.adapters.eventbridge import EventBridgeBus
 from mailrelay.adapters.group_commit import GroupCommitQueue
@@ -28,6 +29,7 @@ from mailrelay.events.settings import EventSettings, get_event_settings
 from mailrelay.ports import Queue
 from mailrelay.settings import Settings
 from mailrelay.submission import SubmissionService, utcnow
+from mailrelay.suppression.service import SuppressionList
 from mailrelay.uploads import UploadService
 from mailrelay.webhooks.fanout import WebhookFanout
 from mailrelay.webhooks.management import WebhookManagement
@@ -74,8 +76,15 @@ class Services:
     def submissions(self) -> SubmissionService:
         ingress = DynamoIngressLog(self.settings.idempotency_table, self.dynamodb)
         return SubmissionService(
-            self.settings, self.queue, self.payloads, self.statuses, ingress=ingress, archive=self.content
-        )
+            self.settings, self.queue, self.payloads, self.statuses, ingress=ingress, archive=self.content,
+            suppressions=self.suppressions,
+        )  # fmt: skip
+
+    @cached_property
+    def suppressions(self) -> SuppressionList | None:
+        if not self.settings.suppressions_table:
+            return None
+        return SuppressionList(DynamoSuppressionStore(self.settings.suppressions_table, self.dynamodb), utcnow)
 
     @cached_property
     def content(self) -> S3ContentArchive:
