@@ -130,3 +130,35 @@ def test_another_clients_entry_does_not_suppress(api, client_key, other_key, que
     accepted = send(api, client_key, ["gone@example.net"])
     assert accepted["suppressed"] == [] and accepted["status"] == "queued"
     assert len(queue_messages()) == 1
+
+
+def test_the_cli_imports_a_thousand_addresses_and_adds_lists_and_removes(api, client_key, tmp_path, capsys):
+    from local_stack.cli import main as cli
+
+    # Given: a CSV export with a header, 1,000 addresses, one repeated in another domain case, one bad row
+    rows = ["email,reason", *(f"user{i:04}@Example.NET," for i in range(999)), "left@example.net,unsubscribe",
+            "user0001@EXAMPLE.net,", "not an address,manual"]  # fmt: skip
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join(rows) + "\n")
+    # When
+    code = cli(["suppressions", "--client", "shop", "import", str(export)])
+    # Then: every distinct valid address is listed; the summary says what was not imported, and why
+    out = capsys.readouterr()
+    assert code == 1  # a row was not imported
+    assert "imported 1000 addresses for shop (1002 rows, 1 repeated, 1 not imported)" in out.out
+    assert "row 1002:" in out.err
+    listing = api("GET", "/v1/suppressions", key=client_key, query={"reason": "unsubscribe"}).json()
+    assert [e["address"] for e in listing["suppressions"]] == ["left@example.net"]
+    assert api("GET", "/v1/suppressions/user0998@example.net", key=client_key).json()["source"] == {
+        "added_by": "import"}  # fmt: skip
+    # And: one address a line works too, and add / remove / list act on the same list
+    plain = tmp_path / "plain.txt"
+    plain.write_text("a@example.org\n\nb@example.org\n")
+    assert cli(["suppressions", "--client", "shop", "import", str(plain), "--reason", "complaint"]) == 0
+    assert cli(["suppressions", "--client", "shop", "add", "c@example.org"]) == 0
+    assert cli(["suppressions", "--client", "shop", "remove", "a@example.org"]) == 0
+    assert cli(["suppressions", "--client", "shop", "remove", "a@example.org"]) == 2
+    capsys.readouterr()
+    assert cli(["suppressions", "--client", "shop", "list", "--reason", "complaint"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["b@example.org"]
+    assert api("GET", "/v1/suppressions/c@example.org", key=client_key).json()["reason"] == "manual"

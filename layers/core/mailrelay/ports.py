@@ -342,6 +342,10 @@ class SuppressionStore(Protocol):
         """Add or replace the entry for ``entry.address``."""
         ...
 
+    def put_many(self, client_id: str, entries: builtins.list[Suppression]) -> None:
+        """Add or replace every entry (each address once)."""
+        ...
+
     def add_if_absent(self, client_id: str, entry: Suppression) -> bool:
         """Add the entry unless the address is listed already (False: nothing changed)."""
         ...

@@ -22,6 +22,10 @@ TTL_ATTRIBUTE = "ttl"  # the table's TimeToLiveSpecification (template.yaml, Sup
 # partial result returns the rest in UnprocessedKeys, to be asked for again
 # (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html).
 BATCH_GET_MAX = 100
+# "a single call to BatchWriteItem can transmit up to 16MB of data ... comprised of as many as 25 put or
+# delete requests"; unprocessed ones come back in UnprocessedItems
+# (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html).
+BATCH_WRITE_MAX = 25
 _BATCH_ROUNDS = 4
 
 
@@ -72,6 +76,20 @@ class DynamoSuppressionStore:
     def put(self, client_id: str, entry: Suppression) -> None:
         with aws_call("DynamoDB PutItem"):
             self._client().put_item(TableName=self.table, Item=_item(client_id, entry))
+
+    def put_many(self, client_id: str, entries: list[Suppression]) -> None:
+        for start in range(0, len(entries), BATCH_WRITE_MAX):
+            chunk = entries[start : start + BATCH_WRITE_MAX]
+            request: dict[str, Any] = {self.table: [{"PutRequest": {"Item": _item(client_id, e)}} for e in chunk]}
+            for round_ in range(_BATCH_ROUNDS):
+                with aws_call("DynamoDB BatchWriteItem"):
+                    response = self._client().batch_write_item(RequestItems=request)
+                request = response.get("UnprocessedItems") or {}
+                if not request:
+                    break
+                time.sleep(0.05 * 2**round_)
+            else:
+                raise StorageError("DynamoDB BatchWriteItem failed: items left unprocessed")
 
     def add_if_absent(self, client_id: str, entry: Suppression) -> bool:
         try:

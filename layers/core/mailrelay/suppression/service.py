@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,13 @@ class SuppressionRequest(BaseModel):
 
     reason: SuppressionReason
     expires_at: AwareDatetime | None = None
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    added: int  # distinct addresses now on the list
+    repeated: int  # rows naming an address an earlier row named
+    problems: list[str]  # one line per row not added
 
 
 def normalise(address: str, field: str = "email") -> str:
@@ -89,6 +97,28 @@ class SuppressionList:
                             source=SuppressionSource(added_by=added_by), expires_at=request.expires_at)  # fmt: skip
         self.store.put(client_id, entry)
         return entry
+
+    def import_entries(
+        self, client_id: str, rows: list[tuple[str, str]], default_reason: SuppressionReason, added_by: str
+    ) -> ImportSummary:
+        """Bulk add (address, reason) rows (an empty reason: ``default_reason``); bad rows are reported, not added."""
+        now = self.clock()
+        entries: dict[str, Suppression] = {}
+        problems: list[str] = []
+        for number, (address, reason) in enumerate(rows, start=1):
+            reason = reason.strip() or default_reason
+            if reason not in SUPPRESSION_REASONS:
+                problems.append(f"row {number}: reason {reason!r} is not one of {', '.join(SUPPRESSION_REASONS)}")
+                continue
+            try:
+                key = normalise(address)
+            except InvalidRequest as exc:
+                problems.append(f"row {number}: {exc.problems[0].detail if exc.problems else exc.detail}")
+                continue
+            entries[key] = Suppression(address=key, reason=reason, created_at=now,
+                                       source=SuppressionSource(added_by=added_by))  # fmt: skip
+        self.store.put_many(client_id, list(entries.values()))
+        return ImportSummary(len(entries), len(rows) - len(entries) - len(problems), problems)
 
     def remove(self, client_id: str, address: str) -> None:
         key = normalise(address)
