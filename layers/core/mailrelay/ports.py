@@ -112,6 +112,15 @@ class StatusStore(Protocol):
         ...
 
 
+class FeedbackRecords(Protocol):
+    """What upstream feedback (bounces, complaints after delivery) does to status records."""
+
+    def get(self, message_id: str) -> MessageStatus | None: ...
+    def replace(self, status: MessageStatus, expected_updated_at: datetime) -> bool:
+        """Write ``status`` only if the stored record's updated_at is still ``expected_updated_at``."""
+        ...
+
+
 @dataclass(frozen=True)
 class Cancelled:
     status: MessageStatus

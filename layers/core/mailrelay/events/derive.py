@@ -8,6 +8,8 @@ Which changes are events:
 - the record is created: ``message.accepted``, ``message.scheduled`` when it waits for ``send_at``, and one
   ``recipient.suppressed`` per recipient recorded ``suppressed`` (on the client's suppression list);
 - a recipient reaches ``delivered`` or ``failed``: ``recipient.delivered`` / ``recipient.failed``;
+- upstream feedback moves a recipient to ``bounced`` or ``complained``: ``recipient.bounced`` /
+  ``recipient.complained``;
 - a recipient is ``deferred`` by an attempt: one ``recipient.deferred`` per attempt (its number in ``attempt``);
 - the message becomes ``expired``, ``uncertain`` or ``cancelled``: ``message.expired`` /
   ``message.uncertain`` / ``message.cancelled``.
@@ -27,6 +29,8 @@ _RECIPIENT_EVENTS: dict[str, EventType] = {
     "failed": "recipient.failed",
     "deferred": "recipient.deferred",
     "suppressed": "recipient.suppressed",
+    "bounced": "recipient.bounced",
+    "complained": "recipient.complained",
 }
 _MESSAGE_EVENTS: dict[str, EventType] = {
     "expired": "message.expired",

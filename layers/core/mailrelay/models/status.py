@@ -11,7 +11,10 @@ MessageState = Literal[
     "queued", "scheduled", "sending", "delivered", "deferred", "failed", "expired", "uncertain", "cancelled"
 ]
 # suppressed: on the client's suppression list at acceptance; recorded, never sent to.
-RecipientState = Literal["pending", "delivered", "deferred", "failed", "expired", "uncertain", "suppressed"]
+# bounced / complained: delivered, then the upstream reported a permanent bounce or a complaint.
+RecipientState = Literal[
+    "pending", "delivered", "deferred", "failed", "expired", "uncertain", "suppressed", "bounced", "complained"
+]
 FINAL_MESSAGE_STATES: frozenset[str] = frozenset({"delivered", "failed", "expired", "cancelled"})
 # What POST /v1/messages/{id}/cancel may stop: nothing is being sent and nothing is final.
 CANCELLABLE_STATES: frozenset[str] = frozenset({"queued", "scheduled", "deferred"})
