@@ -82,3 +82,15 @@ def test_an_sns_message_that_is_not_an_ses_notification_is_refused():
     event = {"Records": [{"Sns": {"Message": '{"notificationType": "AmazonSnsSubscriptionSucceeded"}'}}]}
     with pytest.raises(NotAnSesNotification):
         feedback_from_sns_event(event)
+
+
+def test_the_feedback_function_applies_a_complaint_and_drops_what_is_not_ses(services, delivered):
+    from functions.feedback.app import create_handler
+    from tests.support import LambdaContext
+
+    service = FeedbackService(services.statuses, services.suppressions, utcnow)
+    handler = create_handler(lambda: service)
+    event = load_event("ses_complaint.json")
+    event["Records"].append({"Sns": {"Message": "not json"}})
+    assert handler(event, LambdaContext()) == {"recipients_changed": 1}
+    assert states(services)["alice@example.org"] == "complained"

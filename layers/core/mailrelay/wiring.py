@@ -26,6 +26,7 @@ from mailrelay.clients import ClientService
 from mailrelay.events.feed import EventFeed
 from mailrelay.events.recorder import EventRecorder
 from mailrelay.events.settings import EventSettings, get_event_settings
+from mailrelay.feedback.service import FeedbackService
 from mailrelay.ports import Queue
 from mailrelay.settings import Settings
 from mailrelay.submission import SubmissionService, utcnow
@@ -82,9 +83,7 @@ class Services:
 
     @cached_property
     def suppressions(self) -> SuppressionList | None:
-        if not self.settings.suppressions_table:
-            return None
-        return SuppressionList(DynamoSuppressionStore(self.settings.suppressions_table, self.dynamodb), utcnow)
+        return suppression_list(self.settings, self.dynamodb)
 
     @cached_property
     def content(self) -> S3ContentArchive:
@@ -127,6 +126,19 @@ def build_event_recorder(
             DynamoWebhookStore(webhooks.webhooks_table, dynamodb), SqsQueue(webhooks.webhook_queue_url, sqs)
         )
     return EventRecorder(store, EventBridgeBus(settings.event_bus_name, eventbridge), utcnow, fanout)
+
+
+def suppression_list(settings: Settings, dynamodb: Any | None = None) -> SuppressionList | None:
+    """The clients' suppression lists, when the deployment has a table for them."""
+    if not settings.suppressions_table:
+        return None
+    return SuppressionList(DynamoSuppressionStore(settings.suppressions_table, dynamodb), utcnow)
+
+
+def build_feedback_service(settings: Settings, *, dynamodb: Any | None = None) -> FeedbackService:
+    """The feedback function's graph: status records, and the suppression list when there is one."""
+    statuses = DynamoStatusStore(settings.messages_table, settings.status_ttl_days, dynamodb)
+    return FeedbackService(statuses, suppression_list(settings, dynamodb), utcnow)
 
 
 @dataclass
