@@ -3,6 +3,9 @@ suppressed recipient never reaches the upstream while the others of the same mes
 
 from __future__ import annotations
 
+import pytest
+
+from mailrelay.settings import ConfigurationError
 from mailrelay.suppression.service import SuppressionRequest
 
 
@@ -47,3 +50,21 @@ def test_a_suppressed_recipient_never_reaches_the_upstream_and_the_others_do(del
     status = delivery.status(message_id)
     assert [r.state for r in status.recipients] == ["delivered", "suppressed", "delivered"]
     assert status.state == "delivered"
+
+
+def test_an_ses_upstream_gets_its_configuration_set_header_first(delivery, smtp_server, upstream_secret):
+    # Given: an upstream configured as SES with a configuration set (whose events feed the feedback function)
+    server = smtp_server("starttls")
+    delivery.configure(delivery.upstream(server, "starttls", secret_id=upstream_secret,
+                                         ses_configuration_set="mailrelay-feedback"))  # fmt: skip
+    message_id = delivery.submit()
+    delivery.invoke(delivery.receive())
+    [transaction] = server.recorder.transactions
+    assert transaction.content.startswith(b"X-SES-CONFIGURATION-SET: mailrelay-feedback\r\n")
+    assert delivery.status(message_id).state == "delivered"
+
+
+def test_a_configuration_set_name_ses_would_refuse_is_a_configuration_error(delivery, smtp_server):
+    server = smtp_server("starttls")
+    with pytest.raises(ConfigurationError, match="ses_configuration_set"):
+        delivery.configure(delivery.upstream(server, "starttls", ses_configuration_set="bad name\r\nBcc: x"))
