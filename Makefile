@@ -64,7 +64,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/mypy functions/api/app.py functions/deliver/app.py functions/events/app.py functions/webhooks/app.py
+	$(BIN)/mypy functions/api/app.py functions/deliver/app.py functions/events/app.py functions/webhooks/app.py functions/feedback/app.py
 	$(BIN)/lint-imports
 	$(BIN)/vulture
 	$(BIN)/hadolint smtp_bridge/Dockerfile

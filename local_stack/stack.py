@@ -298,6 +298,7 @@ class LocalStack:
             "aws_endpoint_url": aws.endpoint_url,
             "aws_region": REGION,
             "clients_table": aws.resources.names["ClientsTable"],
+            "suppressions_table": aws.resources.names["SuppressionsTable"],
             "event_bus": aws.resources.names["EventBus"],
             "pid": os.getpid(),
         }

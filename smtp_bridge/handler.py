@@ -22,6 +22,7 @@ from mailrelay.errors import BareNewline, InvalidRequest, MailrelayError, Unauth
 from mailrelay.message_data import MessageData
 from mailrelay.models.client import Client
 from mailrelay.submission import Accepted
+from mailrelay.suppression.rules import refusal
 from smtp_bridge import replies
 from smtp_bridge.budget import declared_size
 from smtp_bridge.observability import logger
@@ -81,7 +82,7 @@ class BridgeHandler:
         return [*responses[:-1], "250-ENHANCEDSTATUSCODES", "250-PIPELINING", responses[-1]]
 
     async def handle_MAIL(
-        self, server: BridgeSMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+        self, server: BridgeSMTP, session: Session, envelope: BridgeEnvelope, address: str, options: list[str]
     ) -> str:
         if server.lifetime_over:
             return replies.SESSION_TOO_OLD
@@ -104,22 +105,39 @@ class BridgeHandler:
             self.runtime.metrics.incr("budget_refused")
             return self._log_refusal(server, client, replies.INSUFFICIENT_STORAGE)
         envelope.mail_from = address
+        envelope.client_id = client.id
         envelope.mail_options.extend(options)
         server.begin_transaction()
         return replies.SENDER_OK
 
     async def handle_RCPT(
-        self, server: BridgeSMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+        self, server: BridgeSMTP, session: Session, envelope: BridgeEnvelope, address: str, options: list[str]
     ) -> str:
         if len(envelope.rcpt_tos) >= self.runtime.settings.max_recipients:
             return replies.TOO_MANY_RECIPIENTS
         try:
-            parse_address(address, "RCPT TO")
+            recipient = parse_address(address, "RCPT TO")
         except InvalidRequest as exc:
             return replies.for_address(exc)
+        refusal = await self._suppressed(envelope, recipient.smtp)
+        if refusal is not None:
+            return self._log_refusal(server, None, refusal)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return replies.RECIPIENT_OK
+
+    async def _suppressed(self, envelope: BridgeEnvelope, recipient: str) -> str | None:
+        """The refusal for a recipient on the sending client's suppression list (a 451 when it cannot be read)."""
+        suppressions = self.runtime.submissions.suppressions
+        if suppressions is None or envelope.client_id is None:
+            return None
+        try:
+            found = await self.runtime.run_blocking(suppressions.active, envelope.client_id, [recipient])
+        except Exception:  # the list is unreachable: ours, so temporary
+            logger.exception("suppression look-up failed", extra={"client_id": envelope.client_id})
+            return replies.LOCAL_ERROR
+        entry = found.get(recipient)
+        return replies.suppressed(refusal(entry)) if entry is not None else None
 
     async def handle_DATA(self, server: BridgeSMTP, session: Session, envelope: BridgeEnvelope) -> str:
         """The message as received (streamed by BridgeSMTP.smtp_DATA), or the first problem found in it."""

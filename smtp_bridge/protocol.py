@@ -58,6 +58,7 @@ class BridgeEnvelope(Envelope):
     def __init__(self) -> None:
         super().__init__()
         self.incoming: IncomingMessage | None = None
+        self.client_id: str | None = None  # who is sending, as read at MAIL (for RCPT's suppression look-up)
 
 
 class BridgeSMTP(SMTP):

@@ -20,6 +20,7 @@ from mailrelay.errors import (
     TooManyRecipients,
     Unauthenticated,
 )
+from mailrelay.models.status import SmtpReply
 from smtp_bridge.budget import InsufficientStorage
 
 AUTH_REQUIRED = "530 5.7.0 Authentication required"
@@ -84,6 +85,11 @@ def for_error(error: BaseException) -> str:
     if isinstance(error, MailrelayError):
         return LOCAL_ERROR
     return LOCAL_ERROR
+
+
+def suppressed(reply: SmtpReply) -> str:
+    """RCPT TO an address on the client's suppression list: the core's refusal, worded as an SMTP reply."""
+    return f"{reply.code} {reply.enhanced} {_one_line(reply.text)}"
 
 
 def for_address(error: InvalidRequest) -> str:

@@ -45,6 +45,7 @@ def build_operations(settings: Settings, services: Services | None = None) -> Ap
         services.content,
         services.event_feed,
         services.webhooks,
+        services.suppressions,
     )
 
 
@@ -170,6 +171,29 @@ def create_app(operations: Callable[[], ApiOperations]) -> APIGatewayHttpResolve
     def replay_webhook(webhook_id: str) -> Response[str]:
         ops = operations()
         return _json_response(ops.replay_webhook(ops.authenticate(header("authorization")), webhook_id, body()))
+
+    @app.get("/v1/suppressions")
+    def list_suppressions() -> Response[str]:
+        ops = operations()
+        authorization = header("authorization")
+        client = ops.authenticate(authorization)
+        return _json_response(ops.list_suppressions(client, authorization, app.current_event.query_string_parameters))
+
+    @app.get("/v1/suppressions/<email>")
+    def get_suppression(email: str) -> Response[str]:
+        ops = operations()
+        return _json_response(ops.get_suppression(ops.authenticate(header("authorization")), email))
+
+    @app.put("/v1/suppressions/<email>")
+    def put_suppression(email: str) -> Response[str]:
+        ops = operations()
+        return _json_response(ops.put_suppression(ops.authenticate(header("authorization")), email, body()))
+
+    @app.delete("/v1/suppressions/<email>")
+    def delete_suppression(email: str) -> Response[str]:
+        ops = operations()
+        ops.delete_suppression(ops.authenticate(header("authorization")), email)
+        return Response(204, None, "")
 
     @app.exception_handler(MailrelayError)
     def on_mailrelay_error(exc: MailrelayError) -> Response[str]:

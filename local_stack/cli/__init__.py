@@ -1,11 +1,11 @@
-"""The `mailrelay` command: keys, send, webhooks, run (local stack), bridge."""
+"""The `mailrelay` command: keys, send, webhooks, suppressions, run (local stack), bridge."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from local_stack.cli import keys, send, webhooks
+from local_stack.cli import keys, send, suppressions, webhooks
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.register(commands)
     send.register(commands)
     webhooks.register(commands)
+    suppressions.register(commands)
     run = commands.add_parser("run", help="start the whole system locally (see README)")
     run.set_defaults(func=_run)
     bridge = commands.add_parser("bridge", help="start the SMTP bridge (configured by MAILRELAY_BRIDGE_* variables)")

@@ -37,16 +37,24 @@ def stack_output(stack: str, key: str) -> str:
 
 
 def dynamodb_client_and_table(table: str | None, stack: str | None) -> tuple[Any, str]:
+    """The clients table (`mailrelay keys`)."""
+    return dynamodb_table(table, stack, output="ClientsTableName", variable="MAILRELAY_CLIENTS_TABLE",
+                          local_key="clients_table")  # fmt: skip
+
+
+def dynamodb_table(table: str | None, stack: str | None, *, output: str, variable: str, local_key: str
+                   ) -> tuple[Any, str]:  # fmt: skip
+    """A DynamoDB client and table name: --table, the stack's ``output``, ``variable``, or the local stack's."""
     import boto3
 
     if table:
         return boto3.client("dynamodb"), table
     if stack:
-        return boto3.client("dynamodb"), stack_output(stack, "ClientsTableName")
-    if os.environ.get("MAILRELAY_CLIENTS_TABLE"):
-        return boto3.client("dynamodb"), os.environ["MAILRELAY_CLIENTS_TABLE"]
+        return boto3.client("dynamodb"), stack_output(stack, output)
+    if os.environ.get(variable):
+        return boto3.client("dynamodb"), os.environ[variable]
     local = local_stack_info()
-    if local:
+    if local and local_key in local:
         client = boto3.client(
             "dynamodb",
             endpoint_url=local["aws_endpoint_url"],
@@ -54,8 +62,8 @@ def dynamodb_client_and_table(table: str | None, stack: str | None) -> tuple[Any
             aws_access_key_id="local",
             aws_secret_access_key="local",  # noqa: S106 - moto accepts any credentials
         )
-        return client, str(local["clients_table"])
+        return client, str(local[local_key])
     raise TargetError(
-        "no stack given: pass --stack NAME (deployed) or --table NAME, set MAILRELAY_CLIENTS_TABLE, "
+        f"no stack given: pass --stack NAME (deployed) or --table NAME, set {variable}, "
         "or start the local stack with `make run`"
     )

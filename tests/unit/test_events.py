@@ -149,3 +149,16 @@ def test_later_event_types_are_already_named() -> None:
     assert {"message.cancelled", "recipient.suppressed", "recipient.bounced", "recipient.complained"} <= set(
         EVENT_TYPES
     )
+
+
+def test_a_recipient_suppressed_at_acceptance_is_one_recipient_suppressed_event() -> None:
+    status = accepted()
+    refused = reply_from(550, "5.7.1 Recipient address is suppressed (manual, since 2026-12-01)")
+    status.recipients[1] = status.recipients[1].model_copy(update={"state": "suppressed", "reply": refused})
+    events = events_for_change(None, status)
+    assert kinds(events) == [("message.accepted", None, 0), ("recipient.suppressed", "b@example.org", 0)]
+    assert events[1].data.reply == refused
+    # delivering the other recipient later does not repeat it
+    later = attempt(sending(status), {"a@example.org": RecipientOutcome("delivered", OK)}, 2)
+    assert kinds(events_for_change(sending(status), later)) == [("recipient.delivered", "a@example.org", 1)]
+    assert later.state == "delivered"

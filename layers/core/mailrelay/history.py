@@ -8,10 +8,7 @@ caller's client id, so no cursor could reach another client's messages in any ca
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import json
 import re
 from collections.abc import Mapping
@@ -20,6 +17,7 @@ from datetime import datetime
 from typing import Any, get_args
 
 from mailrelay.addresses import parse_address
+from mailrelay.cursors import read_signed_cursor, sign_cursor
 from mailrelay.errors import FieldProblem, InvalidRequest
 from mailrelay.listing_params import read_instant, read_limit
 from mailrelay.models.status import MessageState, MessageStatus
@@ -97,27 +95,15 @@ def parse_query(params: Mapping[str, str] | None, cursor_key: bytes) -> HistoryQ
     return query
 
 
-def _signature(payload: bytes, key: bytes) -> str:
-    return base64.urlsafe_b64encode(hmac.digest(key, payload, "sha256")[:16]).decode().rstrip("=")
-
-
 def make_cursor(before: str, query: HistoryQuery, key: bytes) -> str:
-    payload = json.dumps({"before": before, "q": query.fingerprint()}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + _signature(payload, key)
+    return sign_cursor({"before": before, "q": query.fingerprint()}, key)
 
 
 def read_cursor(cursor: str, query: HistoryQuery, key: bytes) -> str | None:
     """The position a cursor continues below, or None when it is not one we issued for this query."""
-    encoded, _, signature = cursor.partition(".")
-    try:
-        payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-        if not hmac.compare_digest(signature, _signature(payload, key)):
-            return None
-        data: Any = json.loads(payload)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return None
-    before = data.get("before") if isinstance(data, dict) else None
-    if not isinstance(before, str) or data.get("q") != query.fingerprint():
+    data = read_signed_cursor(cursor, key)
+    before = data.get("before") if data else None
+    if not isinstance(before, str) or data is None or data.get("q") != query.fingerprint():
         return None
     return before
 

@@ -1,6 +1,6 @@
 """What the core needs from outside, declared once: the queue, payload and status stores, the client
-store, upstream credentials, uploads, the event store and bus, webhook endpoints and their HTTP sending, and
-the values that cross those boundaries.
+store, upstream credentials, uploads, the event store and bus, webhook endpoints and their HTTP sending,
+the suppression list, and the values that cross those boundaries.
 
 Adapters (``mailrelay.adapters``) implement these; only the composition roots (``mailrelay.wiring``,
 ``mailrelay.delivery.wiring``) choose which. No other core module imports an adapter.
@@ -17,6 +17,7 @@ from mailrelay.events.model import Event
 from mailrelay.message_data import MessageData
 from mailrelay.models.client import Client
 from mailrelay.models.status import MessageStatus
+from mailrelay.models.suppression import Suppression
 from mailrelay.webhooks.model import DeliveryAttempt, Endpoint
 from mailrelay.webhooks.targets import Target
 
@@ -108,6 +109,15 @@ class StatusStore(Protocol):
 
     def release_lease(self, status: MessageStatus, owner: str) -> None:
         """Write the attempt's result, only while ``owner`` holds the lease (else LeaseLost)."""
+        ...
+
+
+class FeedbackRecords(Protocol):
+    """What upstream feedback (bounces, complaints after delivery) does to status records."""
+
+    def get(self, message_id: str) -> MessageStatus | None: ...
+    def replace(self, status: MessageStatus, expected_updated_at: datetime) -> bool:
+        """Write ``status`` only if the stored record's updated_at is still ``expected_updated_at``."""
         ...
 
 
@@ -340,4 +350,36 @@ class PostResult:
 class WebhookPoster(Protocol):
     def post(self, target: Target, headers: dict[str, str], body: bytes, timeout: float) -> PostResult:
         """POST ``body`` to ``target.url`` over a connection to ``target.address`` only."""
+        ...
+
+
+# -- the suppression list (addresses a client's mail is not sent to) ------------------------------
+
+
+@dataclass(frozen=True)
+class SuppressionPage:
+    entries: list[Suppression]
+    resume_after: str | None  # the last address read when more may follow, else None
+
+
+class SuppressionStore(Protocol):
+    def get_many(self, client_id: str, addresses: builtins.list[str]) -> dict[str, Suppression]:
+        """The client's entries among ``addresses`` (normalised), expired ones included."""
+        ...
+
+    def put(self, client_id: str, entry: Suppression) -> None:
+        """Add or replace the entry for ``entry.address``."""
+        ...
+
+    def put_many(self, client_id: str, entries: builtins.list[Suppression]) -> None:
+        """Add or replace every entry (each address once)."""
+        ...
+
+    def add_if_absent(self, client_id: str, entry: Suppression) -> bool:
+        """Add the entry unless the address is listed already (False: nothing changed)."""
+        ...
+
+    def delete(self, client_id: str, address: str) -> bool: ...
+    def page(self, client_id: str, *, after: str | None, reason: str | None, limit: int) -> SuppressionPage:
+        """Up to ``limit`` entries in address order after ``after``, of ``reason`` when given."""
         ...

@@ -26,6 +26,8 @@ class Settings(BaseModel):
     messages_table: str = Field("", alias="MAILRELAY_MESSAGES_TABLE")
     clients_table: str = Field("", alias="MAILRELAY_CLIENTS_TABLE")
     idempotency_table: str = Field("", alias="MAILRELAY_IDEMPOTENCY_TABLE")
+    # Each client's suppression list; empty: no list (nothing is suppressed, the routes answer 404).
+    suppressions_table: str = Field("", alias="MAILRELAY_SUPPRESSIONS_TABLE")
 
     message_id_domain: str = Field("mailrelay.local", alias="MAILRELAY_MESSAGE_ID_DOMAIN", min_length=1)
     max_message_bytes: int = Field(10_000_000, alias="MAILRELAY_MAX_MESSAGE_BYTES", gt=0)

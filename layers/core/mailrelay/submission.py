@@ -30,6 +30,7 @@ from mailrelay.message_headers import HeaderSummary, read_headers
 from mailrelay.models.client import Client
 from mailrelay.models.queued_message import InlinePayload, QueuedMessage, S3Payload
 from mailrelay.models.status import DeliveryMode, MessageStatus, RecipientStatus
+from mailrelay.models.suppression import Suppression
 from mailrelay.ports import (
     ContentArchive,
     IngressLog,
@@ -41,6 +42,8 @@ from mailrelay.ports import (
     StorageError,
 )
 from mailrelay.settings import Settings
+from mailrelay.suppression.rules import refusal
+from mailrelay.suppression.service import SuppressionList
 
 logger = logging.getLogger(__name__)
 
@@ -106,15 +109,16 @@ class CheckedEnvelope:
 @dataclass(frozen=True)
 class Accepted:
     id: str
-    status: Literal["queued", "scheduled"]
+    status: Literal["queued", "scheduled", "failed"]  # failed: every recipient is suppressed, nothing is sent
     duplicate: bool = False  # a re-sent message answered with the first one's id; nothing was queued
+    suppressed: tuple[str, ...] = ()  # recipients on the client's suppression list: recorded, never sent to
 
 
 @dataclass
 class _Prepared:
     submission: Submission
     status: MessageStatus
-    outgoing: OutgoingMessage
+    outgoing: OutgoingMessage | None  # None: nothing to send (every recipient is suppressed)
     s3_key: str | None
     retained_days: int = 0
 
@@ -133,6 +137,7 @@ class SubmissionService:
         clock: Callable[[], datetime] = utcnow,
         ingress: IngressLog | None = None,
         archive: ContentArchive | None = None,
+        suppressions: SuppressionList | None = None,
     ) -> None:
         self.settings = settings
         self.queue = queue
@@ -141,6 +146,7 @@ class SubmissionService:
         self.clock = clock
         self.ingress = ingress
         self.archive = archive
+        self.suppressions = suppressions
 
     # -- policy ---------------------------------------------------------------------------------
 
@@ -193,7 +199,8 @@ class SubmissionService:
             return seen
         prepared = self._store(client, sub, envelope)
         try:
-            self.queue.send(prepared.outgoing)
+            if prepared.outgoing is not None:
+                self.queue.send(prepared.outgoing)
         except StorageError as exc:
             self._rollback(prepared)
             raise self._unavailable(exc) from exc
@@ -249,21 +256,34 @@ class SubmissionService:
                 results.append(self._accepted(prepared[i]))
             except MailrelayError as exc:
                 results.append(exc)
-        indices = list(prepared)
+        indices = [i for i, p in prepared.items() if p.outgoing is not None]
         for start in range(0, len(indices), 10):
             chunk = indices[start : start + 10]
             try:
-                outcome = self.queue.send_batch([prepared[i].outgoing for i in chunk])
+                outcome = self.queue.send_batch([_outgoing(prepared[i]) for i in chunk])
             except StorageError as exc:
-                outcome = {prepared[i].outgoing.id: exc for i in chunk}
+                outcome = {prepared[i].submission.message_id: exc for i in chunk}
             for i in chunk:
-                error = outcome.get(prepared[i].outgoing.id)
+                error = outcome.get(prepared[i].submission.message_id)
                 if error is not None:
                     self._rollback(prepared[i])
                     results[i] = self._unavailable(error)
         return results
 
+    def _suppressed(self, client: Client, envelope: CheckedEnvelope) -> dict[str, Suppression]:
+        """The recipients on the client's list; when it cannot be read nothing is accepted (503 / 451)."""
+        if self.suppressions is None:
+            return {}
+        try:
+            return self.suppressions.active(client.id, list(envelope.rcpt_to))
+        except StorageError as exc:
+            raise self._unavailable(exc) from exc
+
     def _store(self, client: Client, sub: Submission, envelope: CheckedEnvelope) -> _Prepared:
+        suppressed = self._suppressed(client, envelope)
+        sendable = [r for r in envelope.rcpt_to if r not in suppressed]
+        if not sendable:
+            return self._store_unsendable(client, sub, envelope, suppressed)
         now = self.clock()
         content = sub.content
         sha = content.sha256()
@@ -285,7 +305,7 @@ class SubmissionService:
         retained = self._retain(client, sub, s3_key)
         status = MessageStatus(
             id=sub.message_id, client_id=client.id, state="scheduled" if scheduled else "queued",
-            mail_from=envelope.mail_from, recipients=[RecipientStatus(address=r) for r in envelope.rcpt_to],
+            mail_from=envelope.mail_from, recipients=_recipients(envelope, suppressed, now),
             size=content.size, sha256=sha, created_at=now, updated_at=now, send_at=sub.send_at,
             expires_at=expires, delivery=sub.delivery, source=sub.source, tags=sub.tags, metadata=sub.metadata,
             subject=sub.subject if sub.subject is not None or sub.headers is None else sub.headers.subject(),
@@ -298,7 +318,7 @@ class SubmissionService:
             self._rollback_retained(client.id, sub.message_id, retained)
             raise self._unavailable(exc) from exc
         queued = QueuedMessage(
-            id=sub.message_id, client_id=client.id, mail_from=envelope.mail_from, rcpt_to=list(envelope.rcpt_to),
+            id=sub.message_id, client_id=client.id, mail_from=envelope.mail_from, rcpt_to=sendable,
             size=content.size, sha256=sha, smtputf8=envelope.smtputf8, payload=payload, created_at=now,
             send_at=sub.send_at, expires_at=expires, delivery=sub.delivery,
         )  # fmt: skip
@@ -307,6 +327,26 @@ class SubmissionService:
             delay = min(SQS_MAX_DELAY, math.ceil((sub.send_at - now).total_seconds()))
         outgoing = OutgoingMessage(id=sub.message_id, body=queued.model_dump_json(), delay_seconds=delay)
         return _Prepared(sub, status, outgoing, s3_key, retained)
+
+    def _store_unsendable(
+        self, client: Client, sub: Submission, envelope: CheckedEnvelope, suppressed: dict[str, Suppression]
+    ) -> _Prepared:
+        """Every recipient is suppressed: the record is written already final (failed); nothing is queued."""
+        now = self.clock()
+        status = MessageStatus(
+            id=sub.message_id, client_id=client.id, state="failed", mail_from=envelope.mail_from,
+            recipients=_recipients(envelope, suppressed, now), size=sub.content.size, sha256=sub.content.sha256(),
+            created_at=now, updated_at=now, completed_at=now, send_at=sub.send_at,
+            expires_at=sub.expires_at or now + timedelta(seconds=self.settings.default_expiry_seconds),
+            delivery=sub.delivery, source=sub.source, tags=sub.tags, metadata=sub.metadata,
+            subject=sub.subject if sub.subject is not None or sub.headers is None else sub.headers.subject(),
+            last_error="every recipient is on the client's suppression list; nothing was sent",
+        )  # fmt: skip
+        try:
+            self.statuses.create(status)
+        except StorageError as exc:
+            raise self._unavailable(exc) from exc
+        return _Prepared(sub, status, None, None)
 
     def _retain(self, client: Client, sub: Submission, s3_key: str | None) -> int:
         """Keep the content for the client's retention period (0 days: not kept)."""
@@ -330,7 +370,9 @@ class SubmissionService:
 
     def _accepted(self, prepared: _Prepared) -> Accepted:
         state = prepared.status.state
-        return Accepted(prepared.submission.message_id, "scheduled" if state == "scheduled" else "queued")
+        suppressed = tuple(r.address for r in prepared.status.recipients if r.state == "suppressed")
+        status: Literal["queued", "scheduled", "failed"] = state if state in ("scheduled", "failed") else "queued"
+        return Accepted(prepared.submission.message_id, status, suppressed=suppressed)
 
     def _unavailable(self, exc: Exception) -> TemporarilyUnavailable:
         logger.warning("storage write failed, message not accepted: %s", exc)
@@ -355,3 +397,16 @@ class SubmissionService:
             self.payloads.delete(key)
         except StorageError as exc:
             logger.warning("could not remove payload %s of unaccepted message: %s", key, exc)
+
+
+def _outgoing(prepared: _Prepared) -> OutgoingMessage:
+    assert prepared.outgoing is not None  # only prepared messages with something to send are queued
+    return prepared.outgoing
+
+
+def _recipients(envelope: CheckedEnvelope, suppressed: dict[str, Suppression], now: datetime) -> list[RecipientStatus]:
+    return [
+        RecipientStatus(address=r, state="suppressed", reply=refusal(suppressed[r]), updated_at=now)
+        if r in suppressed else RecipientStatus(address=r)
+        for r in envelope.rcpt_to
+    ]  # fmt: skip

@@ -14,6 +14,7 @@ from mailrelay.adapters.dynamo_endpoint_slots import DynamoEndpointSlots
 from mailrelay.adapters.dynamo_events import DynamoEventStore
 from mailrelay.adapters.dynamo_ingress import DynamoIngressLog
 from mailrelay.adapters.dynamo_messages import DynamoStatusStore
+from mailrelay.adapters.dynamo_suppressions import DynamoSuppressionStore
 from mailrelay.adapters.dynamo_webhooks import DynamoWebhookStore
 from mailrelay.adapters.eventbridge import EventBridgeBus
 from mailrelay.adapters.group_commit import GroupCommitQueue
@@ -27,9 +28,11 @@ from mailrelay.clients import ClientService
 from mailrelay.events.feed import EventFeed
 from mailrelay.events.recorder import EventRecorder
 from mailrelay.events.settings import EventSettings, get_event_settings
+from mailrelay.feedback.service import FeedbackService
 from mailrelay.ports import Queue
 from mailrelay.settings import Settings
 from mailrelay.submission import SubmissionService, utcnow
+from mailrelay.suppression.service import SuppressionList
 from mailrelay.uploads import UploadService
 from mailrelay.webhooks.fanout import WebhookFanout
 from mailrelay.webhooks.management import WebhookManagement
@@ -76,8 +79,13 @@ class Services:
     def submissions(self) -> SubmissionService:
         ingress = DynamoIngressLog(self.settings.idempotency_table, self.dynamodb)
         return SubmissionService(
-            self.settings, self.queue, self.payloads, self.statuses, ingress=ingress, archive=self.content
-        )
+            self.settings, self.queue, self.payloads, self.statuses, ingress=ingress, archive=self.content,
+            suppressions=self.suppressions,
+        )  # fmt: skip
+
+    @cached_property
+    def suppressions(self) -> SuppressionList | None:
+        return suppression_list(self.settings, self.dynamodb)
 
     @cached_property
     def content(self) -> S3ContentArchive:
@@ -120,6 +128,19 @@ def build_event_recorder(
             DynamoWebhookStore(webhooks.webhooks_table, dynamodb), SqsQueue(webhooks.webhook_queue_url, sqs)
         )
     return EventRecorder(store, EventBridgeBus(settings.event_bus_name, eventbridge), utcnow, fanout)
+
+
+def suppression_list(settings: Settings, dynamodb: Any | None = None) -> SuppressionList | None:
+    """The clients' suppression lists, when the deployment has a table for them."""
+    if not settings.suppressions_table:
+        return None
+    return SuppressionList(DynamoSuppressionStore(settings.suppressions_table, dynamodb), utcnow)
+
+
+def build_feedback_service(settings: Settings, *, dynamodb: Any | None = None) -> FeedbackService:
+    """The feedback function's graph: status records, and the suppression list when there is one."""
+    statuses = DynamoStatusStore(settings.messages_table, settings.status_ttl_days, dynamodb)
+    return FeedbackService(statuses, suppression_list(settings, dynamodb), utcnow)
 
 
 @dataclass

@@ -79,6 +79,21 @@ class DynamoStatusStore:
         with aws_call("DynamoDB PutItem"):
             self._client().put_item(TableName=self.table, Item=self._item(status))
 
+    def replace(self, status: MessageStatus, expected_updated_at: datetime) -> bool:
+        try:
+            with aws_call("DynamoDB PutItem"):
+                self._client().put_item(
+                    TableName=self.table, Item=self._item(status), ConditionExpression="updated_at IN (:z, :offset)",
+                    # written as pydantic writes it ("Z") or as the conditional updates do ("+00:00")
+                    ExpressionAttributeValues={":z": {"S": expected_updated_at.isoformat().replace("+00:00", "Z")},
+                                               ":offset": {"S": expected_updated_at.isoformat()}},
+                )  # fmt: skip
+        except StorageError as exc:
+            if _conditional_failure(exc) is not None:
+                return False
+            raise
+        return True
+
     def _get_item(self, message_id: str) -> dict[str, Any] | None:
         with aws_call("DynamoDB GetItem"):
             item = (

@@ -9,7 +9,10 @@ from mailrelay.events.feed import MAX_LIMIT
 from mailrelay.events.model import EVENT_TYPES, Event
 from mailrelay.models.send_request import SendRequest
 from mailrelay.models.status import MessageStatus
+from mailrelay.models.suppression import SUPPRESSION_REASONS, Suppression
 from mailrelay.models.upload import UploadRequest
+from mailrelay.suppression.service import MAX_LIMIT as SUPPRESSION_MAX_LIMIT
+from mailrelay.suppression.service import SuppressionRequest
 from mailrelay.webhooks.model import WebhookRequest
 
 _REF = "#/components/schemas/{model}"
@@ -40,8 +43,14 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
 _ACCEPTED = {
     "type": "object",
     "required": ["id", "status"],
-    "properties": {"id": {"type": "string"}, "status": {"type": "string", "enum": ["queued", "scheduled"]}},
-}
+    "properties": {
+        "id": {"type": "string"},
+        "status": {"type": "string", "enum": ["queued", "scheduled", "failed"],
+                   "description": "failed: every recipient is suppressed; nothing is sent"},
+        "suppressed": {"type": "array", "items": {"type": "string"},
+                       "description": "recipients on this client's suppression list: recorded, never sent to"},
+    },
+}  # fmt: skip
 
 _COMMON_ERRORS = {
     "400": _problem("The body is not JSON"),
@@ -61,6 +70,8 @@ _IDEMPOTENCY_HEADER = {
 
 
 _WEBHOOK_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_EMAIL = {"name": "email", "in": "path", "required": True, "description": "the address (percent-encoding allowed)",
+          "schema": {"type": "string"}}  # fmt: skip
 
 _EVENT_FEED_PARAMETERS = [
     {"name": "since", "in": "query", "required": False, "description": "events recorded at or after this instant",
@@ -129,6 +140,17 @@ def openapi_document() -> dict[str, Any]:
         "properties": {"results": {"type": "array", "items": {"type": "object", "properties": {
             "id": {"type": "string"}, "status": {"type": "string"},
             "error": {"$ref": _REF.format(model="Problem")}}}}},
+    }  # fmt: skip
+    schemas["Suppression"] = Suppression.model_json_schema(by_alias=True, ref_template=_REF, mode="serialization")
+    schemas.update(schemas["Suppression"].pop("$defs", {}))
+    schemas["SuppressionRequest"] = SuppressionRequest.model_json_schema(by_alias=True, ref_template=_REF)
+    schemas["SuppressionPage"] = {
+        "type": "object", "required": ["suppressions", "next_cursor", "has_more"],
+        "properties": {
+            "suppressions": {"type": "array", "items": {"$ref": _REF.format(model="Suppression")}},
+            "next_cursor": {"type": ["string", "null"], "description": "pass back as `cursor`, with the same reason"},
+            "has_more": {"type": "boolean"},
+        },
     }  # fmt: skip
     json_body = {"required": True, "content": {"application/json": {"schema": {}}}}
     return {
@@ -353,6 +375,67 @@ def openapi_document() -> dict[str, Any]:
                         "202": {"description": "Queued", "content": {"application/json": {}}},
                         **_COMMON_ERRORS,
                         "404": _problem("No such endpoint for this client"),
+                    },
+                },
+            },
+            "/v1/suppressions": {
+                "get": {
+                    "operationId": "listSuppressions",
+                    "summary": "This client's suppression list, in address order",
+                    "parameters": [
+                        _query(
+                            "reason",
+                            "only entries of this reason",
+                            {"type": "string", "enum": list(SUPPRESSION_REASONS)},
+                        ),
+                        _query(
+                            "limit",
+                            f"1-{SUPPRESSION_MAX_LIMIT}, default 50",
+                            {"type": "integer", "minimum": 1, "maximum": SUPPRESSION_MAX_LIMIT},
+                        ),
+                        _query("cursor", "next_cursor of the previous page, with the same reason"),
+                    ],
+                    "responses": {
+                        "200": _json("A page of entries", "SuppressionPage"),
+                        "401": _COMMON_ERRORS["401"],
+                        "422": _problem("A parameter is invalid, or the cursor was not issued for this key and reason"),
+                        "503": _COMMON_ERRORS["503"],
+                    },
+                }
+            },
+            "/v1/suppressions/{email}": {
+                "get": {
+                    "operationId": "getSuppression",
+                    "parameters": [_EMAIL],
+                    "summary": "One entry (the address is compared with its domain case-folded and IDNA-encoded)",
+                    "responses": {
+                        "200": _json("The entry", "Suppression"),
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("The address is not on this client's list"),
+                        "422": _problem("Not a valid address"),
+                    },
+                },
+                "put": {
+                    "operationId": "putSuppression",
+                    "parameters": [_EMAIL],
+                    "summary": "Add or replace an entry (reason manual or unsubscribe)",
+                    "requestBody": _with_schema(json_body, "SuppressionRequest"),
+                    "responses": {
+                        "200": _json("The entry as stored", "Suppression"),
+                        "400": _COMMON_ERRORS["400"],
+                        "401": _COMMON_ERRORS["401"],
+                        "422": _problem("Not a valid address, or the body is invalid; `errors` names each field"),
+                        "503": _COMMON_ERRORS["503"],
+                    },
+                },
+                "delete": {
+                    "operationId": "deleteSuppression",
+                    "parameters": [_EMAIL],
+                    "summary": "Remove an entry: mail to the address is sent again",
+                    "responses": {
+                        "204": {"description": "Removed"},
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("The address is not on this client's list"),
                     },
                 },
             },

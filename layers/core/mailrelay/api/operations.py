@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote
 
 from pydantic import ValidationError
 
@@ -15,6 +16,7 @@ from mailrelay.api.idempotency import IdempotentRunner, check_key
 from mailrelay.api.problems import MalformedBody, from_validation_error, prefixed, problem_for
 from mailrelay.clients import ClientService, bearer_token
 from mailrelay.compose import from_request
+from mailrelay.cursors import cursor_key
 from mailrelay.errors import (
     Conflict,
     FieldProblem,
@@ -42,6 +44,7 @@ from mailrelay.ports import (
 )
 from mailrelay.settings import Settings
 from mailrelay.submission import Accepted, Submission, SubmissionService, utcnow
+from mailrelay.suppression.service import SuppressionList, SuppressionRequest
 from mailrelay.uploads import UploadService
 from mailrelay.webhooks.management import WebhookManagement
 
@@ -79,6 +82,7 @@ class ApiOperations:
         archive: ContentArchive,
         events: EventFeed | None = None,
         webhooks: WebhookManagement | None = None,
+        suppressions: SuppressionList | None = None,
     ) -> None:
         self.settings = settings
         self.clients = clients
@@ -91,6 +95,7 @@ class ApiOperations:
         self.archive = archive
         self.events = events
         self.webhooks = webhooks
+        self.suppressions = suppressions
 
     def authenticate(self, authorization: str | None) -> Client:
         try:
@@ -124,7 +129,7 @@ class ApiOperations:
         def operation() -> dict[str, Any]:
             submission = self._submission(client, parsed, prefix="")
             accepted = self.submissions.submit(client, submission)
-            return {"id": accepted.id, "status": accepted.status}
+            return {"id": accepted.id, "status": accepted.status, "suppressed": list(accepted.suppressed)}
 
         return Reply(202, self._idempotent(client, idempotency_key, parsed, operation))
 
@@ -177,7 +182,7 @@ class ApiOperations:
     @staticmethod
     def _item(result: Accepted | MailrelayError) -> dict[str, Any]:
         if isinstance(result, Accepted):
-            return {"id": result.id, "status": result.status}
+            return {"id": result.id, "status": result.status, "suppressed": list(result.suppressed)}
         problem = problem_for(result)
         return {"error": problem.body()}
 
@@ -217,9 +222,8 @@ class ApiOperations:
     def list_messages(self, client: Client, authorization: str | None, params: Mapping[str, str] | None) -> Reply:
         # Cursors are signed with a key derived from the caller's API key (see mailrelay.history).
         token = bearer_token(authorization) or ""  # authenticated already: never empty here
-        cursor_key = hashlib.sha256(b"mailrelay history cursor\0" + token.encode()).digest()
         try:
-            return Reply(200, self.history.page(client.id, params, cursor_key))
+            return Reply(200, self.history.page(client.id, params, cursor_key("history", token)))
         except StorageError as exc:
             raise TemporarilyUnavailable("the status store is unavailable, please retry",
                                          retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
@@ -312,3 +316,30 @@ class ApiOperations:
     def replay_webhook(self, client: Client, endpoint_id: str, body: bytes | None) -> Reply:
         parsed = self._json(body)
         return Reply(202, self._webhooks(lambda w: w.replay(client.id, endpoint_id, parsed)))
+
+    def _suppression_list(self, operation: Callable[[SuppressionList], Any]) -> Any:
+        if self.suppressions is None:
+            raise NotFound("suppression lists are not configured here")
+        try:
+            return operation(self.suppressions)
+        except StorageError as exc:
+            raise TemporarilyUnavailable("the suppression list is unavailable, please retry",
+                                         retry_after=self.settings.retry_after_seconds) from exc  # fmt: skip
+
+    def list_suppressions(self, client: Client, authorization: str | None, params: Mapping[str, str] | None) -> Reply:
+        key = cursor_key("suppressions", bearer_token(authorization) or "")  # signed for the caller's API key
+        return Reply(200, self._suppression_list(lambda s: s.page(client.id, params, key)))
+
+    def get_suppression(self, client: Client, email: str) -> Reply:
+        return Reply(200, self._suppression_list(lambda s: s.get(client.id, unquote(email)).view()))
+
+    def put_suppression(self, client: Client, email: str, body: bytes | None) -> Reply:
+        parsed = self._json(body)
+        try:
+            request = SuppressionRequest.model_validate(parsed)
+        except ValidationError as exc:
+            raise from_validation_error(exc, "") from None
+        return Reply(200, self._suppression_list(lambda s: s.put(client.id, unquote(email), request, "api").view()))
+
+    def delete_suppression(self, client: Client, email: str) -> None:
+        self._suppression_list(lambda s: s.remove(client.id, unquote(email)))

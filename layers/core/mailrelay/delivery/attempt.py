@@ -37,7 +37,7 @@ def attempt_delivery(
     for upstream in candidates:
         try:
             session = pool.session(upstream, deadline)
-            outcomes = session.send(envelope, data, deadline, timeouts)
+            outcomes = session.send(envelope, _for_upstream(data, upstream), deadline, timeouts)
         except UpstreamUnavailable as exc:
             pool.discard(upstream.name)
             unavailable.append(exc)
@@ -48,6 +48,13 @@ def attempt_delivery(
         pool.release(session)
         return AttemptResult(outcomes, upstream.name, session.last_error, unavailable)
     return _all_deferred(envelope, "; ".join(str(e) for e in unavailable), unavailable)
+
+
+def _for_upstream(data: bytes, upstream: Upstream) -> bytes:
+    """The message as this upstream gets it: with its SES configuration set named first, when it has one."""
+    if upstream.ses_configuration_set is None:
+        return data
+    return f"X-SES-CONFIGURATION-SET: {upstream.ses_configuration_set}\r\n".encode("ascii") + data
 
 
 def _all_deferred(envelope: Envelope, error: str, unavailable: list[UpstreamUnavailable]) -> AttemptResult:

@@ -23,8 +23,11 @@ def open_recipients(status: MessageStatus) -> list[str]:
 
 
 def message_state(status: MessageStatus) -> MessageState:
+    """From the recipients that were to be sent to: suppressed ones count only when there are no others."""
     still_open = set(open_recipients(status))
-    states = {r.state for r in status.recipients}
+    states = {r.state for r in status.recipients if r.state != "suppressed"}
+    if not states:
+        return "failed"
     if still_open:
         open_states = {r.state for r in status.recipients if r.address in still_open}
         return "uncertain" if "uncertain" in open_states else "deferred"
@@ -87,7 +90,9 @@ def _settle(status: MessageStatus, error: str | None, now: datetime) -> MessageS
 
 
 def _summary(recipients: list[RecipientStatus]) -> str | None:
-    problems = [f"{r.address}: {r.state}, {describe(r.reply)}" for r in recipients if r.state != "delivered"]
+    problems = [
+        f"{r.address}: {r.state}, {describe(r.reply)}" for r in recipients if r.state not in ("delivered", "suppressed")
+    ]
     return "; ".join(problems)[:1000] or None
 
 

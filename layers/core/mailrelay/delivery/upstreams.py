@@ -28,6 +28,11 @@ class Upstream(BaseModel):
     priority: int = 100  # lower is tried first
     sender_domains: tuple[str, ...] = ()  # empty: any sender without a more specific route
     ca_file: str | None = None  # a private CA bundle (PEM) instead of the system's
+    # Amazon SES only: the configuration set whose event destinations publish bounces and complaints (SES
+    # feedback). Sent as "X-SES-CONFIGURATION-SET: <name>", how the SMTP interface takes it
+    # (https://docs.aws.amazon.com/ses/latest/dg/using-configuration-sets-in-email.html); a name is up to
+    # 64 letters, digits, "-" and "_" (SES CreateConfigurationSet).
+    ses_configuration_set: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
     @field_validator("port")
     @classmethod

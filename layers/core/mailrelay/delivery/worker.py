@@ -41,6 +41,8 @@ from mailrelay.ports import (
     StorageError,
 )
 from mailrelay.submission import utcnow
+from mailrelay.suppression.rules import suppression_reason
+from mailrelay.suppression.service import SuppressionList
 from mailrelay.validation import problems
 
 logger = logging.getLogger(__name__)
@@ -80,8 +82,10 @@ class DeliveryWorker:
         records: RecordControl,
         pool: SessionPool,
         clock: Callable[[], datetime] = utcnow,
+        suppressions: SuppressionList | None = None,
     ) -> None:
         self.settings = settings
+        self.suppressions = suppressions
         self.upstreams = upstreams
         self.statuses = statuses
         self.payloads = payloads
@@ -143,6 +147,7 @@ class DeliveryWorker:
             status = status.model_copy(update={"next_attempt_at": now + timedelta(seconds=retry_in)})
         if not self._release(status):
             return RecordOutcome(True, "lease_lost", queued.id, status.state)
+        self._suppress_bounced(previous, status)
         logger.info(
             "delivery attempt recorded",
             extra={"message_id": queued.id, "state": status.state, "attempts": status.attempts,
@@ -169,6 +174,28 @@ class DeliveryWorker:
         attempt = previous.attempts + 1
         result = deliver_to_routes(envelope, data, self.upstreams, attempt, self.pool, deadline, self.timeouts)
         return apply_outcomes(previous, result.outcomes, result.error, result.upstream, self.clock())
+
+    def _suppress_bounced(self, previous: MessageStatus, status: MessageStatus) -> None:
+        """Put each recipient this attempt failed for a reason the rule table names on the client's list.
+
+        Best effort, after the outcome is recorded: a write that fails is logged; the next bounce adds it.
+        """
+        if self.suppressions is None:
+            return
+        before = {r.address: r.state for r in previous.recipients}
+        for recipient in status.recipients:
+            reason = suppression_reason(recipient.reply) if recipient.state == "failed" else None
+            if reason is None or before.get(recipient.address) == "failed":
+                continue
+            try:
+                added = self.suppressions.record(status.client_id, recipient.address, reason, status.id,
+                                                 recipient.reply, "delivery")  # fmt: skip
+            except StorageError as exc:
+                logger.warning("bounced address not suppressed",
+                               extra={"message_id": status.id, "error": str(exc)})  # fmt: skip
+                continue
+            if added:
+                logger.info("address suppressed", extra={"message_id": status.id, "reason": reason})
 
     def _load(self, queued: QueuedMessage) -> bytes:
         payload = queued.payload

@@ -5,8 +5,11 @@ so a change-stream record delivered twice produces duplicates consumers can drop
 events. An event id is a digest of the message, the event type, the recipient and the attempt number.
 
 Which changes are events:
-- the record is created: ``message.accepted``, and ``message.scheduled`` when it waits for ``send_at``;
+- the record is created: ``message.accepted``, ``message.scheduled`` when it waits for ``send_at``, and one
+  ``recipient.suppressed`` per recipient recorded ``suppressed`` (on the client's suppression list);
 - a recipient reaches ``delivered`` or ``failed``: ``recipient.delivered`` / ``recipient.failed``;
+- upstream feedback moves a recipient to ``bounced`` or ``complained``: ``recipient.bounced`` /
+  ``recipient.complained``;
 - a recipient is ``deferred`` by an attempt: one ``recipient.deferred`` per attempt (its number in ``attempt``);
 - the message becomes ``expired``, ``uncertain`` or ``cancelled``: ``message.expired`` /
   ``message.uncertain`` / ``message.cancelled``.
@@ -25,6 +28,9 @@ _RECIPIENT_EVENTS: dict[str, EventType] = {
     "delivered": "recipient.delivered",
     "failed": "recipient.failed",
     "deferred": "recipient.deferred",
+    "suppressed": "recipient.suppressed",
+    "bounced": "recipient.bounced",
+    "complained": "recipient.complained",
 }
 _MESSAGE_EVENTS: dict[str, EventType] = {
     "expired": "message.expired",
@@ -46,6 +52,7 @@ def events_for_change(old: MessageStatus | None, new: MessageStatus | None) -> l
         accepted = [_message_event(new, "message.accepted", new.created_at)]
         if new.state == "scheduled":
             accepted.append(_message_event(new, "message.scheduled", new.created_at))
+        accepted += [_recipient_event(new, r) for r in new.recipients if r.state == "suppressed"]
         return accepted
     before = {r.address: r for r in old.recipients}
     events = [

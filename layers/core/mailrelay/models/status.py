@@ -10,7 +10,11 @@ DeliveryMode = Literal["at_least_once", "at_most_once"]
 MessageState = Literal[
     "queued", "scheduled", "sending", "delivered", "deferred", "failed", "expired", "uncertain", "cancelled"
 ]
-RecipientState = Literal["pending", "delivered", "deferred", "failed", "expired", "uncertain"]
+# suppressed: on the client's suppression list at acceptance; recorded, never sent to.
+# bounced / complained: delivered, then the upstream reported a permanent bounce or a complaint.
+RecipientState = Literal[
+    "pending", "delivered", "deferred", "failed", "expired", "uncertain", "suppressed", "bounced", "complained"
+]
 FINAL_MESSAGE_STATES: frozenset[str] = frozenset({"delivered", "failed", "expired", "cancelled"})
 # What POST /v1/messages/{id}/cancel may stop: nothing is being sent and nothing is final.
 CANCELLABLE_STATES: frozenset[str] = frozenset({"queued", "scheduled", "deferred"})
