@@ -100,7 +100,8 @@ def test_a_new_message_appears_opens_and_shows_html_attachment_and_timeline(stac
         attachments=[{"filename": "invoice-42.pdf", "content_type": "application/pdf",
                       "content": base64.b64encode(INVOICE).decode()}],
     )  # fmt: skip
-    bounced = stack.send(to=[f"bounce@{stack.info['simulator_domain']}"], subject=f"Bounced {subject}")
+    # Its own address: a bounce puts the address on the dev client's suppression list.
+    bounced = stack.send(to=[f"bounce+list@{stack.info['simulator_domain']}"], subject=f"Bounced {subject}")
     # Then: both appear in the list, with their states, without a reload
     row = f"tr[data-id='{message_id}']"
     wait(driver).until(lambda d: "delivered" in d.find_element(By.CSS_SELECTOR, row).text)

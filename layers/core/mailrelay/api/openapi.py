@@ -436,6 +436,7 @@ def openapi_document() -> dict[str, Any]:
                         "204": {"description": "Removed"},
                         "401": _COMMON_ERRORS["401"],
                         "404": _problem("The address is not on this client's list"),
+                        "422": _problem("Not a valid address"),
                     },
                 },
             },
