@@ -301,6 +301,13 @@ def memory(cfg: Config) -> list[Row]:
     ]  # fmt: skip
 
 
+def handoff(cfg: Config) -> list[Row]:
+    from bench import handoff as case
+
+    return case.measure(cfg.quick, cfg.runs, cfg.log)
+
+
 CASES: dict[str, Callable[[Config], list[Row]]] = {
     "accept": bridge_accept, "delivery": delivery, "api": api, "cold": cold_start, "memory": memory,
+    "handoff": handoff,
 }  # fmt: skip

@@ -223,7 +223,7 @@ class LocalStack:
             boto3.client("sqs", region_name=REGION), aws.resources.names["DeliveryQueue"],
             aws.resources.arns["DeliveryQueue"], deliver_app.lambda_handler,
             batch_size=int(sqs_event.get("BatchSize", 10)),
-            window_seconds=int(sqs_event.get("MaximumBatchingWindowInSeconds", 1)),
+            window_seconds=batching_window(sqs_event, "MAILRELAY_LOCAL_DELIVERY_BATCHING_WINDOW_SECONDS"),
             timeout_ms=int(deliver.get("Timeout", 30)) * 1000, region=REGION,
         )  # fmt: skip
         poller.start()
@@ -248,7 +248,7 @@ class LocalStack:
         webhook_poller = SqsPoller(
             boto3.client("sqs", region_name=REGION), aws.resources.names["WebhookQueue"],
             aws.resources.arns["WebhookQueue"], webhooks_app.lambda_handler,
-            batch_size=int(hooks_event.get("BatchSize", 10)), window_seconds=1,
+            batch_size=int(hooks_event.get("BatchSize", 10)), window_seconds=batching_window(hooks_event),
             timeout_ms=int(hooks.get("Timeout", 60)) * 1000, region=REGION,
         )  # fmt: skip
         webhook_poller.start()
@@ -334,6 +334,12 @@ class LocalStack:
             data = self._previous_info()
             data.pop("pid", None)
             info_path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def batching_window(sqs_event: dict[str, Any], override: str | None = None) -> float:
+    """The template's window (Lambda's default is 0), unless the variable ``override`` tries another."""
+    value = os.environ.get(override) if override else None
+    return float(value if value else sqs_event.get("MaximumBatchingWindowInSeconds", 0))
 
 
 def print_banner(info: dict[str, Any], info_path: Path) -> None:

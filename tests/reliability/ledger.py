@@ -39,8 +39,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-from local_stack.http_gateway import LambdaContext
-from local_stack.sqs_poller import SqsPoller, sqs_event
+from local_stack.sqs_poller import SqsPoller
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -270,7 +269,7 @@ class Ledger:
         self.poller = CrashingPoller(
             self, boto3.session.Session(region_name=REGION).client("sqs"), self.queue_url,
             self.aws.resources.arns["DeliveryQueue"], deliver_app.lambda_handler,
-            batch_size=10, window_seconds=1, timeout_ms=15_000, region=REGION,
+            batch_size=10, window_seconds=0, timeout_ms=15_000, region=REGION,
         )  # fmt: skip
 
         self._start_event_pollers(template)
@@ -316,7 +315,7 @@ class Ledger:
             poller = SqsPoller(
                 boto3.session.Session(region_name=REGION).client("sqs"), resources.names["WebhookQueue"],
                 resources.arns["WebhookQueue"], webhooks_app.create_handler(lambda w=worker: w),
-                batch_size=int(batch), window_seconds=1, timeout_ms=60_000, region=REGION,
+                batch_size=int(batch), window_seconds=0, timeout_ms=60_000, region=REGION,
             )  # fmt: skip
             poller.start()
             self.components.append(poller)
@@ -805,32 +804,11 @@ class CrashingPoller(SqsPoller):
         self.crashes = 0
         self.rng = random.Random(ledger.cfg.seed * 101 + 7)
 
-    def poll_once(self) -> int:
-        messages = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=self.window_seconds,
-            AttributeNames=["All"], MessageAttributeNames=["All"],
-        ).get("Messages", [])  # fmt: skip
-        if not messages:
-            return 0
-        context = LambdaContext("DeliverFunction", self.timeout_ms)
-        try:
-            response = self.handler(sqs_event(messages, self.queue_arn, self.region), context) or {}
-        except Exception:
-            logger.exception("delivery handler failed: the whole batch returns to the queue")
-            return len(messages)
+    def after_invocation(self, messages: list[dict[str, Any]]) -> None:
         if self.rng.random() < self.crash_rate:
             self.crashes += 1
             self._new_environment()
             raise PollerCrash(f"injected crash after the handler, before deleting {len(messages)} records")
-        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-        done = [m for m in messages if m["MessageId"] not in failed]
-        for start in range(0, len(done), 10):
-            chunk = done[start : start + 10]
-            self.sqs.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
-            )
-        return len(messages)
 
     def _new_environment(self) -> None:
         """The crashed environment is gone: its SMTP sessions drop, the next one starts cold."""
