@@ -33,6 +33,13 @@ HISTORY_INDEX = "ByClient"  # template.yaml, MessagesTable
 # An upstream's message id -> ours: one small item per id in the same table, keyed by this prefix and the id
 # (a message sent over several attempts has several ids, which one indexed attribute could not hold).
 PROVIDER_ID_PREFIX = "provider-message#"
+
+
+def is_provider_link(item: dict[str, Any]) -> bool:
+    """An item (DynamoDB's typed JSON) that links an upstream's message id to ours, not a status record."""
+    return str(item.get("id", {}).get("S", "")).startswith(PROVIDER_ID_PREFIX)
+
+
 # Items one history request may read before answering with fewer (and a cursor to go on).
 HISTORY_READ_BUDGET = 1000
 
