@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 from functions.feedback.app import create_handler
+from mailrelay.adapters.dynamo_messages import PROVIDER_ID_PREFIX
+from mailrelay.adapters.dynamo_stream import status_change
 from mailrelay.wiring import build_feedback_service
 from tests.conftest import load_event
 from tests.support import LambdaContext
@@ -77,3 +79,11 @@ def test_an_upstream_that_is_not_ses_records_no_provider_id(delivery, smtp_serve
     handler = create_handler(lambda: build_feedback_service(delivery.services.settings))
     assert handler(bounce_for("bob@example.org"), LambdaContext()) == {"recipients_changed": 0}
     assert delivery.status(message_id).recipients[0].state == "delivered"
+
+
+def test_the_link_from_ses_s_id_is_no_status_change_for_the_events_function():
+    # Given: the stream record of the item delivery writes beside the status record (SES's id -> ours)
+    link = {"id": {"S": PROVIDER_ID_PREFIX + SES_ID}, "message_id": {"S": "0" * 32}, "ttl": {"N": "1"}}
+    record = {"eventName": "INSERT", "dynamodb": {"Keys": {"id": link["id"]}, "NewImage": link}}
+    # Then: no status before or after, hence no event (and no undecodable record)
+    assert status_change(record) == (None, None)
