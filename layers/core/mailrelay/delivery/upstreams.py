@@ -14,8 +14,8 @@ from mailrelay.settings import ConfigurationError
 from mailrelay.validation import describe
 
 TlsMode = Literal["starttls", "implicit"]
-# SES's SMTP endpoints: email-smtp.<region>.amazonaws.com, and email-smtp-fips.<region>... in the FIPS regions
-# (https://docs.aws.amazon.com/ses/latest/dg/smtp-connect.html).
+# SES's SMTP endpoints: email-smtp.<region>.amazonaws.com, email-smtp-fips.<region>... where FIPS endpoints exist
+# (https://docs.aws.amazon.com/ses/latest/dg/smtp-connect.html; the list: https://docs.aws.amazon.com/general/latest/gr/ses.html).
 _SES_SMTP_HOST = re.compile(r"^email-smtp(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com$")
 
 

@@ -37,7 +37,7 @@ from mailrelay.ids import is_message_id
 from mailrelay.models.status import SmtpReply
 
 _KINDS = {"Bounce": "bounce", "Complaint": "complaint", "Delivery": "delivery"}
-_SMTP_ACCEPTED = re.compile(r"^Ok ([!-~]{1,200})$")
+_SMTP_ACCEPTED = re.compile(r"^(?:2\.\d{1,3}\.\d{1,3} )?Ok ([!-~]{1,200})$", re.IGNORECASE)
 _DIAGNOSTIC = re.compile(r"^\s*(?:smtp;\s*)?([245]\d\d)[ -](.*)$", re.IGNORECASE | re.DOTALL)
 
 
