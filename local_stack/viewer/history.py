@@ -146,13 +146,16 @@ class StatusHistory:
 
 
 def dynamo_scan(table: str, client: Any) -> Callable[[], list[MessageStatus]]:
-    """Every status record in the (local) messages table."""
+    """Every status record in the (local) messages table (not the links from upstream ids to ours)."""
     from mailrelay.adapters.dynamo import from_item
+    from mailrelay.adapters.dynamo_messages import is_provider_link
 
     def scan() -> list[MessageStatus]:
         found: list[MessageStatus] = []
         for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
             for item in page.get("Items", []):
+                if is_provider_link(item):
+                    continue
                 try:
                     found.append(MessageStatus.model_validate(from_item(item)))
                 except ValueError:

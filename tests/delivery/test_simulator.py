@@ -10,6 +10,7 @@ import pytest
 
 from mailrelay.delivery.upstreams import SIMULATOR_DOMAIN, parse_upstreams
 from mailrelay.settings import ConfigurationError
+from tests.events_support import EventsPath
 
 SIMULATOR = {"type": "simulator"}
 
@@ -48,7 +49,6 @@ def reply_of(status, address: str):
     [
         ("delivered", "delivered", (250, "2.0.0")),
         ("delivered+signup-42", "delivered", (250, "2.0.0")),
-        ("complaint", "delivered", (250, "2.0.0")),
         ("bounce", "failed", (550, "5.1.1")),
         ("policy", "failed", (550, "5.7.1")),
         ("nobody-here", "failed", (550, "5.1.1")),
@@ -60,6 +60,29 @@ def test_one_attempt_behaviours_reach_their_final_state_and_reply(simulator, loc
     assert failed == [] and status.state == state and status.attempts == 1
     assert reply_of(status, at(local)) == (state, reply) and status.upstream == "simulator"
     assert simulator.visible() + simulator.in_flight() == 0  # final: the record left the queue
+
+
+def test_complaint_is_delivered_then_complained_through_the_feedback_path(simulator, aws):
+    # Given: a message to a complaining recipient and to one that is only delivered
+    events = EventsPath(aws)
+    message_id = simulator.submit(rcpt=(at("complaint"), at("delivered")))
+    # When: it is delivered
+    status, failed = run(simulator, message_id)
+    # Then: the complaint moved that recipient on, as an SES complaint would; the message stays delivered
+    assert failed == [] and status.state == "delivered"
+    assert reply_of(status, at("complaint")) == ("complained", (250, "2.0.0"))
+    assert reply_of(status, at("delivered")) == ("delivered", (250, "2.0.0"))
+    entry = simulator.services.suppressions.get("shop", at("complaint"))
+    assert entry.reason == "complaint" and entry.source.message_id == message_id
+    assert entry.source.added_by == "feedback"
+    # And: the change is committed as events, after the delivery
+    events.drain()
+    found = [(e["type"], e["data"].get("recipient")) for e in events.stored() if e["data"]["message_id"] == message_id]
+    assert found == [("message.accepted", None), ("recipient.delivered", at("complaint")),
+                     ("recipient.delivered", at("delivered")), ("recipient.complained", at("complaint"))]  # fmt: skip
+    # And: the next message to that address is refused at acceptance
+    again = simulator.submit(rcpt=(at("complaint"),))
+    assert simulator.status(again).recipients[0].state == "suppressed"
 
 
 def test_bounce_at_rcpt_fails_that_recipient_only(simulator):

@@ -81,7 +81,7 @@ def test_status_is_visible_to_its_client_only(api, client_key, services):
     assert got.status == 200
     assert got.json()["state"] == "queued"
     assert got.json()["recipients"] == [
-        {"address": "b@example.org", "state": "pending", "reply": None, "updated_at": None}
+        {"address": "b@example.org", "state": "pending", "reply": None, "updated_at": None, "provider_message_id": None}
     ]
     # Another client does not
     _, other = services.clients.create("other", ["example.net"])

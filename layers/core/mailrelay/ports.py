@@ -116,6 +116,10 @@ class FeedbackRecords(Protocol):
     """What upstream feedback (bounces, complaints after delivery) does to status records."""
 
     def get(self, message_id: str) -> MessageStatus | None: ...
+    def get_by_provider_id(self, provider_message_id: str) -> MessageStatus | None:
+        """The message an upstream's id names (recorded per recipient by delivery), or None."""
+        ...
+
     def replace(self, status: MessageStatus, expected_updated_at: datetime) -> bool:
         """Write ``status`` only if the stored record's updated_at is still ``expected_updated_at``."""
         ...

@@ -30,6 +30,16 @@ from mailrelay.ports import (
 from mailrelay.positions import position_of
 
 HISTORY_INDEX = "ByClient"  # template.yaml, MessagesTable
+# An upstream's message id -> ours: one small item per id in the same table, keyed by this prefix and the id
+# (a message sent over several attempts has several ids, which one indexed attribute could not hold).
+PROVIDER_ID_PREFIX = "provider-message#"
+
+
+def is_provider_link(item: dict[str, Any]) -> bool:
+    """An item (DynamoDB's typed JSON) that links an upstream's message id to ours, not a status record."""
+    return str(item.get("id", {}).get("S", "")).startswith(PROVIDER_ID_PREFIX)
+
+
 # Items one history request may read before answering with fewer (and a cursor to go on).
 HISTORY_READ_BUDGET = 1000
 
@@ -225,7 +235,11 @@ class DynamoStatusStore:
         return LeaseHeld(datetime.fromtimestamp(float(data.get("lease_until", 0)), UTC))
 
     def release_lease(self, status: MessageStatus, owner: str) -> None:
-        """Write the attempt's result and drop the lease, only while ``owner`` still holds it."""
+        """Write the attempt's result and drop the lease, only while ``owner`` still holds it.
+
+        The upstream's ids for the message are linked first: the message was handed over either way, and
+        feedback that names it by such an id must find it once the outcome is visible."""
+        self._link_provider_ids(status)
         try:
             with aws_call("DynamoDB PutItem"):
                 self._client().put_item(
@@ -238,3 +252,25 @@ class DynamoStatusStore:
             if _conditional_failure(exc) is None:
                 raise
             raise LeaseLost(status.id) from None
+
+    # -- the upstream's message ids (feedback names the message by them) -----------------------
+
+    def _link_provider_ids(self, status: MessageStatus) -> None:
+        ttl = {"N": str(int((status.expires_at + self.ttl).timestamp()))}
+        for provider_id in sorted({r.provider_message_id for r in status.recipients if r.provider_message_id}):
+            link = {"id": {"S": PROVIDER_ID_PREFIX + provider_id}, "message_id": {"S": status.id}, "ttl": ttl}
+            with aws_call("DynamoDB PutItem"):
+                self._client().put_item(TableName=self.table, Item=link)
+
+    def get_by_provider_id(self, provider_message_id: str) -> MessageStatus | None:
+        with aws_call("DynamoDB GetItem"):
+            link = (
+                self._client()
+                .get_item(
+                    TableName=self.table,
+                    Key={"id": {"S": PROVIDER_ID_PREFIX + provider_message_id}},
+                    ConsistentRead=True,
+                )
+                .get("Item")
+            )
+        return self.get(link["message_id"]["S"]) if link else None

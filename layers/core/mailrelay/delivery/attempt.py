@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mailrelay.delivery.connections import SessionPool
 from mailrelay.delivery.deadline import Deadline, DeadlineReached
 from mailrelay.delivery.replies import RecipientOutcome
 from mailrelay.delivery.smtp_session import Envelope, SmtpTimeouts, UpstreamUnavailable
 from mailrelay.delivery.upstreams import Upstream
+from mailrelay.feedback.model import Feedback
+from mailrelay.feedback.ses import message_id_from_reply
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +22,7 @@ class AttemptResult:
     upstream: str | None = None
     error: str | None = None  # why no upstream took the message, or what made the outcome uncertain
     unavailable: list[UpstreamUnavailable] = field(default_factory=list)
+    feedback: list[Feedback] = field(default_factory=list)  # what the upstream reports once the outcome is recorded
 
 
 def attempt_delivery(
@@ -46,6 +49,8 @@ def attempt_delivery(
         except DeadlineReached:
             return _all_deferred(envelope, "the invocation ran out of time", unavailable)
         pool.release(session)
+        if upstream.is_ses:
+            outcomes = {r: _with_ses_message_id(o) for r, o in outcomes.items()}
         return AttemptResult(outcomes, upstream.name, session.last_error, unavailable)
     return _all_deferred(envelope, "; ".join(str(e) for e in unavailable), unavailable)
 
@@ -55,6 +60,13 @@ def _for_upstream(data: bytes, upstream: Upstream) -> bytes:
     if upstream.ses_configuration_set is None:
         return data
     return f"X-SES-CONFIGURATION-SET: {upstream.ses_configuration_set}\r\n".encode("ascii") + data
+
+
+def _with_ses_message_id(outcome: RecipientOutcome) -> RecipientOutcome:
+    """SES names the message in its 250 reply; its bounce and complaint notifications name it the same way."""
+    if outcome.state != "delivered":
+        return outcome
+    return replace(outcome, provider_message_id=message_id_from_reply(outcome.reply))
 
 
 def _all_deferred(envelope: Envelope, error: str, unavailable: list[UpstreamUnavailable]) -> AttemptResult:

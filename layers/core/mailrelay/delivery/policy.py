@@ -43,16 +43,17 @@ def message_state(status: MessageStatus) -> MessageState:
 def apply_outcomes(
     status: MessageStatus, outcomes: dict[str, RecipientOutcome], error: str | None, upstream: str | None, now: datetime
 ) -> MessageStatus:
-    recipients = [
-        RecipientStatus(address=r.address, state=outcomes[r.address].state, reply=outcomes[r.address].reply,
-                        updated_at=now)
-        if r.address in outcomes else r
-        for r in status.recipients
-    ]  # fmt: skip
+    recipients = [_recorded(r.address, outcomes[r.address], now) if r.address in outcomes else r
+                  for r in status.recipients]  # fmt: skip
     updated = status.model_copy(
         update={"recipients": recipients, "attempts": status.attempts + 1, "updated_at": now, "upstream": upstream}
     )
     return _settle(updated, error or _summary(recipients), now)
+
+
+def _recorded(address: str, outcome: RecipientOutcome, now: datetime) -> RecipientStatus:
+    return RecipientStatus(address=address, state=outcome.state, reply=outcome.reply, updated_at=now,
+                           provider_message_id=outcome.provider_message_id)  # fmt: skip
 
 
 def expire(status: MessageStatus, now: datetime) -> MessageStatus:

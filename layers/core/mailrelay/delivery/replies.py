@@ -34,6 +34,7 @@ def describe(reply: SmtpReply | None) -> str:
 class RecipientOutcome:
     state: RecipientState
     reply: SmtpReply | None = None
+    provider_message_id: str | None = None
 
 
 def outcome_of(reply: SmtpReply) -> RecipientOutcome:

@@ -45,4 +45,5 @@ def _merged(results: list[AttemptResult]) -> AttemptResult:
     upstreams = ", ".join(r.upstream for r in results if r.upstream)
     errors = "; ".join(r.error for r in results if r.error)
     unavailable = [u for r in results for u in r.unavailable]
-    return AttemptResult(outcomes, upstreams or None, errors or None, unavailable)
+    feedback = [f for r in results for f in r.feedback]
+    return AttemptResult(outcomes, upstreams or None, errors or None, unavailable, feedback)

@@ -4,16 +4,17 @@ uncertain window on demand.
 
 The recipient's local part chooses the behaviour (a ``+label`` is ignored, so one test run can use
 ``bounce+run42@...``). Replies go through the same outcome types as a real session's, so the status
-records, retries and give-up are the ones production would produce.
+records, retries and give-up are the ones production would produce. A ``complaint`` recipient is
+delivered, then complained about: the complaint goes through the same feedback service as SES's.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -21,9 +22,8 @@ from mailrelay.delivery.attempt import AttemptResult
 from mailrelay.delivery.replies import RecipientOutcome, outcome_of, reply_from
 from mailrelay.delivery.smtp_session import NO_REPLY_TO_DATA_END, Envelope
 from mailrelay.delivery.upstreams import SimulatorUpstream
+from mailrelay.feedback.model import Feedback, RecipientFeedback
 from mailrelay.models.status import SmtpReply
-
-logger = logging.getLogger(__name__)
 
 AfterData = Literal["accept", "reject", "no_reply"]
 DEFERRALS = 2  # `defer` is refused this many attempts, then accepted
@@ -81,13 +81,15 @@ def simulate(upstream: SimulatorUpstream, envelope: Envelope, data: bytes, attem
         outcomes.update({r: RecipientOutcome("uncertain") for r in accepted})
         return AttemptResult(outcomes, upstream.name, NO_REPLY_TO_DATA_END)
     final = _reply(_POLICY if "reject" in after else _ACCEPTED)
-    outcomes.update({r: outcome_of(final) for r in accepted})
-    if final.code == 250:
-        for rcpt in (r for r, b in accepted.items() if b.complaint):
-            # Where a complaint enters the SES feedback path (suppression, complaint events) once that
-            # path exists; until then it is only logged.
-            logger.info("simulated complaint", extra={"recipient": rcpt, "mail_from": envelope.mail_from})
-    return AttemptResult(outcomes, upstream.name)
+    if final.code != 250:
+        outcomes.update({r: outcome_of(final) for r in accepted})
+        return AttemptResult(outcomes, upstream.name)
+    # Named as SES names what it accepts, so a complaint finds the message the way SES's would.
+    provider_id = f"simulated-{uuid.uuid4().hex}"
+    outcomes.update({r: replace(outcome_of(final), provider_message_id=provider_id) for r in accepted})
+    complained = tuple(RecipientFeedback(r) for r, b in accepted.items() if b.complaint)
+    feedback = [Feedback("complaint", True, None, provider_id, complained)] if complained else []
+    return AttemptResult(outcomes, upstream.name, feedback=feedback)
 
 
 def _rcpt_refusal(behaviour: Behaviour | None, attempt: int) -> SmtpReply | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -13,6 +14,9 @@ from mailrelay.settings import ConfigurationError
 from mailrelay.validation import describe
 
 TlsMode = Literal["starttls", "implicit"]
+# SES's SMTP endpoints: email-smtp.<region>.amazonaws.com, email-smtp-fips.<region>... where FIPS endpoints exist
+# (https://docs.aws.amazon.com/ses/latest/dg/smtp-connect.html; the list: https://docs.aws.amazon.com/general/latest/gr/ses.html).
+_SES_SMTP_HOST = re.compile(r"^email-smtp(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com$")
 
 
 class Upstream(BaseModel):
@@ -75,6 +79,11 @@ class Upstream(BaseModel):
 
     def serves(self, sender_domain: str) -> bool:
         return sender_domain in self.sender_domains
+
+    @property
+    def is_ses(self) -> bool:
+        """Amazon SES's SMTP interface: its endpoint's name, or a configuration set (only SES takes one)."""
+        return self.ses_configuration_set is not None or _SES_SMTP_HOST.match(self.host.lower()) is not None
 
 
 # Recipients at this domain reach the simulator, wherever one is configured (see mailrelay.delivery.simulator).

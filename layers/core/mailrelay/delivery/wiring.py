@@ -15,6 +15,7 @@ from mailrelay.delivery.settings import DeliverySettings
 from mailrelay.delivery.smtp_session import UpstreamSession
 from mailrelay.delivery.upstreams import Upstream, load_upstreams
 from mailrelay.delivery.worker import DeliveryWorker
+from mailrelay.feedback.service import FeedbackService
 from mailrelay.settings import Settings
 from mailrelay.submission import utcnow
 from mailrelay.suppression.service import SuppressionList
@@ -41,12 +42,14 @@ def build_worker(
     def open_session(upstream: Upstream, deadline: Deadline) -> UpstreamSession:
         return UpstreamSession.open(upstream, credentials, delivery.ehlo_name, deadline, worker_timeouts)
 
+    statuses = DynamoStatusStore(settings.messages_table, settings.status_ttl_days, dynamodb)
     return DeliveryWorker(
         delivery,
         upstreams,
-        DynamoStatusStore(settings.messages_table, settings.status_ttl_days, dynamodb),
+        statuses,
         S3PayloadStore(settings.payload_bucket, s3),
         SqsRecordControl(settings.queue_url, delivery.dead_letter_queue_url, sqs),
         SessionPool(open_session, worker_timeouts, delivery.idle_close),
         suppressions=suppressions,
+        feedback=FeedbackService(statuses, suppressions, utcnow),  # the simulator's complaints
     )

@@ -28,6 +28,8 @@ from mailrelay.delivery.routing import deliver_to_routes
 from mailrelay.delivery.settings import DeliverySettings
 from mailrelay.delivery.smtp_session import Envelope, SmtpTimeouts
 from mailrelay.delivery.upstreams import AnyUpstream
+from mailrelay.feedback.model import Feedback
+from mailrelay.feedback.service import FeedbackService
 from mailrelay.models.queued_message import InlinePayload, QueuedMessage, S3Payload, digest
 from mailrelay.models.status import MessageState, MessageStatus
 from mailrelay.ports import (
@@ -83,9 +85,11 @@ class DeliveryWorker:
         pool: SessionPool,
         clock: Callable[[], datetime] = utcnow,
         suppressions: SuppressionList | None = None,
+        feedback: FeedbackService | None = None,
     ) -> None:
         self.settings = settings
         self.suppressions = suppressions
+        self.feedback = feedback
         self.upstreams = upstreams
         self.statuses = statuses
         self.payloads = payloads
@@ -128,8 +132,9 @@ class DeliveryWorker:
     def _attempt(
         self, queued: QueuedMessage, previous: MessageStatus, body: str, receipt_handle: str, deadline: Deadline
     ) -> RecordOutcome:
+        reported: list[Feedback] = []
         try:
-            status = self._deliver(queued, previous, deadline)
+            status, reported = self._deliver(queued, previous, deadline)
         except Quarantine as exc:
             failed = apply_outcomes(
                 previous, {r: RecipientOutcome("failed", local_reply(554, "5.6.0", str(exc)))
@@ -148,6 +153,7 @@ class DeliveryWorker:
         if not self._release(status):
             return RecordOutcome(True, "lease_lost", queued.id, status.state)
         self._suppress_bounced(previous, status)
+        self._apply_feedback(reported)
         logger.info(
             "delivery attempt recorded",
             extra={"message_id": queued.id, "state": status.state, "attempts": status.attempts,
@@ -161,19 +167,22 @@ class DeliveryWorker:
         hidden = self._hide(receipt_handle, queued, retry_in, status.state)
         return RecordOutcome(True, status.state, queued.id, status.state, hidden.retry_in)
 
-    def _deliver(self, queued: QueuedMessage, previous: MessageStatus, deadline: Deadline) -> MessageStatus:
+    def _deliver(
+        self, queued: QueuedMessage, previous: MessageStatus, deadline: Deadline
+    ) -> tuple[MessageStatus, list[Feedback]]:
+        """The attempt's status, and what the upstream reported about what it took (to apply once recorded)."""
         now = self.clock()
         if now >= queued.expires_at:
-            return expire(previous, now)
+            return expire(previous, now), []
         if previous.state == "sending" and queued.delivery == "at_most_once":
-            return interrupted(previous, now)
+            return interrupted(previous, now), []
         data = self._load(queued)
         recipients = tuple(open_recipients(previous))
         needs_utf8 = queued.smtputf8 or not all(a.isascii() for a in (queued.mail_from, *recipients))
         envelope = Envelope(queued.mail_from, recipients, smtputf8=needs_utf8)
         attempt = previous.attempts + 1
         result = deliver_to_routes(envelope, data, self.upstreams, attempt, self.pool, deadline, self.timeouts)
-        return apply_outcomes(previous, result.outcomes, result.error, result.upstream, self.clock())
+        return apply_outcomes(previous, result.outcomes, result.error, result.upstream, self.clock()), result.feedback
 
     def _suppress_bounced(self, previous: MessageStatus, status: MessageStatus) -> None:
         """Put each recipient this attempt failed for a reason the rule table names on the client's list.
@@ -196,6 +205,18 @@ class DeliveryWorker:
                 continue
             if added:
                 logger.info("address suppressed", extra={"message_id": status.id, "reason": reason})
+
+    def _apply_feedback(self, reported: list[Feedback]) -> None:
+        """The simulator's complaints, through the service SES notifications go through. Best effort, as
+        for suppression: the outcome is recorded already."""
+        for feedback in reported:
+            if self.feedback is None:
+                logger.info("feedback not applied (no feedback service)", extra={"kind": feedback.kind})
+                continue
+            try:
+                self.feedback.apply(feedback)
+            except (StorageError, RuntimeError) as exc:
+                logger.warning("feedback not applied", extra={"kind": feedback.kind, "error": str(exc)})
 
     def _load(self, queued: QueuedMessage) -> bytes:
         payload = queued.payload

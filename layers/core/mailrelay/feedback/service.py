@@ -38,7 +38,7 @@ class FeedbackService:
             logger.info("feedback noted", extra={"kind": feedback.kind, "message_id": feedback.message_id})
             return 0
         for _ in range(_WRITE_ATTEMPTS):  # another writer moved the record on: read it again
-            status = self.statuses.get(feedback.message_id) if feedback.message_id else None
+            status = self._find(feedback)
             if status is None:
                 logger.warning("feedback for an unknown message dropped",
                                extra={"provider_message_id": feedback.provider_message_id})  # fmt: skip
@@ -49,7 +49,16 @@ class FeedbackService:
             if self.statuses.replace(updated, status.updated_at):
                 self._suppress(updated, changed, outcome[1])
                 return len(changed)
-        raise RuntimeError(f"the status of {feedback.message_id} kept changing; feedback not recorded")
+        raise RuntimeError(f"the status of {feedback.message_id or feedback.provider_message_id} kept changing")
+
+    def _find(self, feedback: Feedback) -> MessageStatus | None:
+        """By the upstream's id first: exact, and it also finds messages that carried their own Message-ID."""
+        status = (
+            self.statuses.get_by_provider_id(feedback.provider_message_id) if feedback.provider_message_id else None
+        )
+        if status is None and feedback.message_id:
+            status = self.statuses.get(feedback.message_id)
+        return status
 
     def _moved(self, status: MessageStatus, feedback: Feedback, state: RecipientState
                ) -> tuple[MessageStatus, dict[str, SmtpReply | None]]:  # fmt: skip

@@ -15,8 +15,14 @@ Facts relied on:
   ("smtp; 550 5.1.1 ..."); complaints list ``complainedRecipients`` (same page, and the examples at
   https://docs.aws.amazon.com/ses/latest/dg/notification-examples.html).
 
-Correlation: mailrelay's message id is the local part of the Message-ID it writes (``<id@domain>``);
-a message that carried its own Message-ID cannot be matched this way (its notification is dropped).
+- SES's SMTP interface answers the end of DATA with ``250 Ok <MessageID>``, "a unique string of characters
+  that Amazon SES uses to identify a message" (SMTP response codes returned by Amazon SES:
+  https://docs.aws.amazon.com/ses/latest/DeveloperGuide/smtp-response-codes.html); that is the
+  ``mail.messageId`` of the message's notifications.
+
+Correlation: by that id first (delivery records it per recipient, and the status store finds the message
+by it), then by mailrelay's own Message-ID (``<id@domain>``, its local part is our id) for messages
+delivered before the id was recorded. A message that carried its own Message-ID is found by the first.
 """
 
 from __future__ import annotations
@@ -31,11 +37,20 @@ from mailrelay.ids import is_message_id
 from mailrelay.models.status import SmtpReply
 
 _KINDS = {"Bounce": "bounce", "Complaint": "complaint", "Delivery": "delivery"}
+_SMTP_ACCEPTED = re.compile(r"^(?:2\.\d{1,3}\.\d{1,3} )?Ok ([!-~]{1,200})$", re.IGNORECASE)
 _DIAGNOSTIC = re.compile(r"^\s*(?:smtp;\s*)?([245]\d\d)[ -](.*)$", re.IGNORECASE | re.DOTALL)
 
 
 class NotAnSesNotification(ValueError):
     """The SNS message is not an SES bounce, complaint or delivery notification."""
+
+
+def message_id_from_reply(reply: SmtpReply | None) -> str | None:
+    """SES's id for a message, from its SMTP interface's reply to the end of DATA (None: not that reply)."""
+    if reply is None or reply.code != 250:
+        return None
+    match = _SMTP_ACCEPTED.match(reply.text)
+    return match[1] if match else None
 
 
 def feedback_from_sns_event(event: dict[str, Any]) -> list[Feedback]:

@@ -31,6 +31,9 @@ class RecipientStatus(BaseModel):
     state: RecipientState = "pending"
     reply: SmtpReply | None = None
     updated_at: AwareDatetime | None = None
+    # The upstream's own id for the transaction that delivered it (SES: from its 250 reply); its
+    # bounce and complaint notifications name the message by it.
+    provider_message_id: str | None = None
 
 
 class MessageStatus(BaseModel):
