@@ -70,5 +70,13 @@ class LazyClient:
         return self._client
 
 
+def preload() -> None:
+    """Import the SDK now: before a SnapStart snapshot, so that restored environments do not pay for it.
+    Clients are still made after the restore (they hold credentials and connections)."""
+    import boto3.dynamodb.types  # noqa: F401
+    import botocore.config
+    import botocore.exceptions  # noqa: F401
+
+
 def lazy(service: str, client: Any | None, **options: Any) -> Callable[[], Any]:
     return LazyClient(service, client, **options).get
