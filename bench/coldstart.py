@@ -52,9 +52,10 @@ def _clients() -> tuple[Any, dict[str, Any]]:
 def api(prepared: dict[str, Any]) -> float:
     start = time.perf_counter()
     import functions.api.app as app
+    from mailrelay.settings import get_settings
     from mailrelay.wiring import Services
 
-    ops = app.build_operations(app.settings, Services(app.settings, **_clients()[1]))
+    ops = app.build_operations(get_settings(), Services(get_settings(), **_clients()[1]))
     response = app.create_handler(lambda: ops)(prepared["event"], lambda_context("mailrelay-api"))
     seconds = time.perf_counter() - start
     if response["statusCode"] != 202:

@@ -51,9 +51,10 @@ def run_api(count: int) -> dict[str, Any]:
 
     calls, clients = stubbed_clients()
     import functions.api.app as app
+    from mailrelay.settings import get_settings
     from mailrelay.wiring import Services
 
-    operations = app.build_operations(app.settings, Services(app.settings, **clients))
+    operations = app.build_operations(get_settings(), Services(get_settings(), **clients))
     handler = app.create_handler(lambda: operations)
     rate = _time_invocations(handler, api_event(), lambda_context("mailrelay-api"), count)
     return {"rate": rate, "calls": dict(calls.counts)}

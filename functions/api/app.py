@@ -4,9 +4,10 @@
 ``lambda_handler`` is that, with the operations the environment describes (built once, at the first
 request). Tests build their own handler with their own settings instead of editing the environment.
 
-Importing this module loads the router and the error mapping only; the operations' module graph (models,
-validation, MIME) is loaded with the operations, at the first request that needs them, or before the
-snapshot when SnapStart is on (mailrelay.snapstart).
+Importing this module loads the router and the error mapping only. The configuration and the operations'
+module graph (models, validation, MIME) are loaded with the operations, at the first request that needs
+them (a bad configuration fails it, naming the variable), or before the snapshot when SnapStart is on
+(mailrelay.snapstart), so that a bad configuration fails the version's publication instead.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mailrelay import snapstart
 from mailrelay.api.problems import PROBLEM_JSON, Problem, problem_for
 from mailrelay.errors import MailrelayError, NotFound
-from mailrelay.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from mailrelay.api.operations import ApiOperations, Reply
+    from mailrelay.settings import Settings
     from mailrelay.wiring import Services
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -234,20 +235,22 @@ def create_handler(operations: Callable[[], ApiOperations]) -> Handler:
     return handler
 
 
-settings = get_settings()  # cold start: a bad configuration fails here, loudly
-
-
 @cache
 def operations() -> ApiOperations:
-    return build_operations(settings)
+    from mailrelay.settings import get_settings
+
+    return build_operations(get_settings())
 
 
 @snapstart.before_snapshot
 def _warm() -> None:
-    """Into the snapshot: the modules the first request loads (its clients are made after the restore)."""
+    """Into the snapshot: the configuration, checked, and the modules the first request loads (its clients
+    are made after the restore)."""
     import mailrelay.api.operations  # noqa: F401
     from mailrelay.adapters.aws import preload
+    from mailrelay.settings import get_settings
 
+    get_settings()
     preload()
 
 

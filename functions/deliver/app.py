@@ -1,8 +1,8 @@
 """Delivery function (SQS trigger, ReportBatchItemFailures): records -> core worker -> partial batch response.
 
-Importing this module loads the batch handling only; the worker's module graph (adapters, models, SMTP) is
-loaded with the worker, at the first invocation, or before the snapshot when SnapStart is on
-(mailrelay.snapstart).
+Importing this module loads the batch handling only; the configuration and the worker's module graph
+(adapters, models, SMTP) are loaded with the worker, at the first invocation, or before the snapshot when
+SnapStart is on (mailrelay.snapstart), so that a bad configuration fails the version's publication.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mailrelay import snapstart
 from mailrelay.delivery.deadline import Deadline
-from mailrelay.delivery.settings import DeliverySettings, get_delivery_settings
-from mailrelay.settings import get_settings
 
 if TYPE_CHECKING:
+    from mailrelay.delivery.settings import DeliverySettings
     from mailrelay.delivery.worker import DeliveryWorker, RecordOutcome, RecordReason
 
 Handler = Callable[[dict[str, Any], Any], PartialItemFailureResponse]
@@ -86,16 +85,27 @@ def create_handler(worker: Callable[[], DeliveryWorker], settings: Callable[[], 
 def worker() -> DeliveryWorker:
     """The delivery function's composition root, with the environment's configuration."""
     from mailrelay.delivery.wiring import build_worker
+    from mailrelay.settings import get_settings
 
-    return build_worker(get_settings(), get_delivery_settings())
+    return build_worker(get_settings(), delivery_settings())
+
+
+def delivery_settings() -> DeliverySettings:
+    from mailrelay.delivery.settings import get_delivery_settings
+
+    return get_delivery_settings()
 
 
 @snapstart.before_snapshot
 def _warm() -> None:
-    """Into the snapshot: the modules the first batch loads; no open SMTP session goes into it."""
+    """Into the snapshot: the configuration, checked, and the modules the first batch loads; no open SMTP
+    session goes into it."""
     import mailrelay.delivery.wiring  # noqa: F401
     from mailrelay.adapters.aws import preload
+    from mailrelay.settings import get_settings
 
+    get_settings()
+    delivery_settings()
     preload()
     if worker.cache_info().currsize:
         worker().pool.close_all()
@@ -110,4 +120,4 @@ def _new_worker() -> None:
     worker.cache_clear()
 
 
-lambda_handler = create_handler(worker, get_delivery_settings)
+lambda_handler = create_handler(worker, delivery_settings)

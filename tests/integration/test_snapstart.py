@@ -21,11 +21,10 @@ def test_two_restored_environments_share_no_lease_owner_client_session_or_random
     assert len(checks) == 5
 
 
-def test_the_api_answers_after_a_restore(aws, services, client_key, monkeypatch):
+def test_the_api_answers_after_a_restore(aws, client_key):
     import functions.api.app as app
     from mailrelay import snapstart
 
-    monkeypatch.setattr(app, "settings", services.settings)  # this test's moto account
     event = load_event("api_send_message.json")
     event["headers"]["authorization"] = f"Bearer {client_key}"
     app.operations.cache_clear()
