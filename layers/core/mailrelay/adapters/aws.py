@@ -73,9 +73,10 @@ class LazyClient:
 def preload() -> None:
     """Import the SDK now: before a SnapStart snapshot, so that restored environments do not pay for it.
     Clients are still made after the restore (they hold credentials and connections)."""
-    import boto3.dynamodb.types  # noqa: F401
-    import botocore.config
-    import botocore.exceptions  # noqa: F401
+    import importlib
+
+    for module in ("boto3", "boto3.dynamodb.types", "botocore.config", "botocore.exceptions"):
+        importlib.import_module(module)
 
 
 def lazy(service: str, client: Any | None, **options: Any) -> Callable[[], Any]:
