@@ -246,11 +246,14 @@ def operations() -> ApiOperations:
 def _warm() -> None:
     """Into the snapshot: the configuration, checked, and the modules the first request loads (its clients
     are made after the restore)."""
-    import mailrelay.api.operations  # noqa: F401
+    import importlib
+
     from mailrelay.adapters.aws import preload
     from mailrelay.settings import get_settings
 
     get_settings()
+    for module in ("mailrelay.api.operations", "mailrelay.wiring"):
+        importlib.import_module(module)
     preload()
 
 
