@@ -12,10 +12,6 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from mailrelay.adapters.dynamo import to_item
-from mailrelay.clients import hash_key
-from mailrelay.models.client import Client
-
 CLIENT_ID = "bench"
 CLIENT_KEY = "mr_bench-key-0123456789abcdefghijklmnopqrstuvwxyz"
 ALLOWED_FROM = ("example.com",)
@@ -82,6 +78,11 @@ class FakeDynamo:
     def __init__(self, calls: Calls, *, keep_statuses: bool = False) -> None:
         self.calls = calls
         self.statuses: dict[str, Any] | None = {} if keep_statuses else None
+        # Imported here: a cold-start peer that uses only the SQS fake must not load mailrelay.
+        from mailrelay.adapters.dynamo import to_item
+        from mailrelay.clients import hash_key
+        from mailrelay.models.client import Client
+
         client = Client(
             id=CLIENT_ID, allowed_from=ALLOWED_FROM, created_at=datetime.now(UTC), key_prefix=CLIENT_KEY[:7]
         )

@@ -12,9 +12,9 @@ import os
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+from bench.coldstart import lambda_context
 from bench.fakes import BENCH_ENV, CLIENT_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,15 +27,6 @@ def _env() -> None:
     for path in (str(ROOT), str(ROOT / "layers" / "core")):
         if path not in sys.path:
             sys.path.insert(0, path)
-
-
-def lambda_context(name: str) -> Any:
-    return SimpleNamespace(
-        function_name=name, function_version="$LATEST", memory_limit_in_mb=512,
-        invoked_function_arn=f"arn:aws:lambda:eu-west-1:123456789012:function:{name}",
-        aws_request_id="bench-request", log_group_name=f"/aws/lambda/{name}", log_stream_name="bench",
-        get_remaining_time_in_millis=lambda: 300_000,
-    )  # fmt: skip
 
 
 def api_event() -> dict[str, Any]:
@@ -56,15 +47,16 @@ def _time_invocations(handler: Any, event: dict[str, Any], context: Any, count: 
 
 
 def run_api(count: int) -> dict[str, Any]:
-    from functools import partial
-
     from bench.stubs import stubbed_clients
 
     calls, clients = stubbed_clients()
     import functions.api.app as app
+    from mailrelay.settings import get_settings
+    from mailrelay.wiring import Services
 
-    app.Services = partial(app.Services, **clients)  # type: ignore[misc]
-    rate = _time_invocations(app.lambda_handler, api_event(), lambda_context("mailrelay-api"), count)
+    operations = app.build_operations(get_settings(), Services(get_settings(), **clients))
+    handler = app.create_handler(lambda: operations)
+    rate = _time_invocations(handler, api_event(), lambda_context("mailrelay-api"), count)
     return {"rate": rate, "calls": dict(calls.counts)}
 
 
@@ -174,7 +166,7 @@ def run_import(module: str) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("case", choices=["api", "api-baseline", "deliver", "import"])
+    parser.add_argument("case", choices=["api", "api-baseline", "deliver", "import", "queued"])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--size", type=int, default=5000)
     parser.add_argument("--port", type=int, default=0)
@@ -184,6 +176,9 @@ def main() -> int:
     _env()
     if args.case == "import":
         result = run_import(args.module)
+    elif args.case == "queued":  # one queued record and its status, for the cold-start case
+        bodies, statuses = _queued_bodies(1, args.size)
+        result = {"body": bodies[0], "statuses": statuses}
     elif args.case == "api":
         result = run_api(args.count)
     elif args.case == "api-baseline":

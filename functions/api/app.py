@@ -3,6 +3,11 @@
 ``create_handler(operations)`` builds the whole function around the operations it is given; the module's
 ``lambda_handler`` is that, with the operations the environment describes (built once, at the first
 request). Tests build their own handler with their own settings instead of editing the environment.
+
+Importing this module loads the router and the error mapping only. The configuration and the operations'
+module graph (models, validation, MIME) are loaded with the operations, at the first request that needs
+them (a bad configuration fails it, naming the variable), or before the snapshot when SnapStart is on
+(mailrelay.snapstart), so that a bad configuration fails the version's publication instead.
 """
 
 from __future__ import annotations
@@ -11,20 +16,21 @@ import base64
 import json
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mailrelay.api.idempotency import IdempotentRunner
-from mailrelay.api.operations import ApiOperations, Reply
+from mailrelay import snapstart
 from mailrelay.api.problems import PROBLEM_JSON, Problem, problem_for
 from mailrelay.errors import MailrelayError, NotFound
-from mailrelay.history import MessageHistory
-from mailrelay.settings import Settings, get_settings
-from mailrelay.wiring import Services
+
+if TYPE_CHECKING:
+    from mailrelay.api.operations import ApiOperations, Reply
+    from mailrelay.settings import Settings
+    from mailrelay.wiring import Services
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 logger = Logger(service="mailrelay-api")
@@ -32,6 +38,11 @@ logger = Logger(service="mailrelay-api")
 
 def build_operations(settings: Settings, services: Services | None = None) -> ApiOperations:
     """The API's composition root: the core's operations over the adapters ``settings`` names."""
+    from mailrelay.api.idempotency import IdempotentRunner
+    from mailrelay.api.operations import ApiOperations
+    from mailrelay.history import MessageHistory
+    from mailrelay.wiring import Services
+
     services = services or Services(settings)
     return ApiOperations(
         settings,
@@ -224,12 +235,29 @@ def create_handler(operations: Callable[[], ApiOperations]) -> Handler:
     return handler
 
 
-settings = get_settings()  # cold start: a bad configuration fails here, loudly
-
-
 @cache
 def operations() -> ApiOperations:
-    return build_operations(settings)
+    from mailrelay.settings import get_settings
 
+    return build_operations(get_settings())
+
+
+@snapstart.before_snapshot
+def _warm() -> None:
+    """Into the snapshot: the configuration, checked, and the modules the first request loads (its clients
+    are made after the restore)."""
+    import importlib
+
+    from mailrelay.adapters.aws import preload
+    from mailrelay.settings import get_settings
+
+    get_settings()
+    for module in ("mailrelay.api.operations", "mailrelay.wiring"):
+        importlib.import_module(module)
+    preload()
+
+
+# The operations hold AWS clients (credentials, connections): each restored environment makes its own.
+snapstart.after_restore(operations.cache_clear)
 
 lambda_handler = create_handler(operations)

@@ -1,10 +1,15 @@
-"""Delivery function (SQS trigger, ReportBatchItemFailures): records -> core worker -> partial batch response."""
+"""Delivery function (SQS trigger, ReportBatchItemFailures): records -> core worker -> partial batch response.
+
+Importing this module loads the batch handling only; the configuration and the worker's module graph
+(adapters, models, SMTP) are loaded with the worker, at the first invocation, or before the snapshot when
+SnapStart is on (mailrelay.snapstart), so that a bad configuration fails the version's publication.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
@@ -14,11 +19,12 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mailrelay import snapstart
 from mailrelay.delivery.deadline import Deadline
-from mailrelay.delivery.settings import DeliverySettings, get_delivery_settings
-from mailrelay.delivery.wiring import build_worker
-from mailrelay.delivery.worker import DeliveryWorker, RecordOutcome, RecordReason
-from mailrelay.settings import get_settings
+
+if TYPE_CHECKING:
+    from mailrelay.delivery.settings import DeliverySettings
+    from mailrelay.delivery.worker import DeliveryWorker, RecordOutcome, RecordReason
 
 Handler = Callable[[dict[str, Any], Any], PartialItemFailureResponse]
 logger = Logger(service="mailrelay-deliver")
@@ -78,7 +84,40 @@ def create_handler(worker: Callable[[], DeliveryWorker], settings: Callable[[], 
 @cache
 def worker() -> DeliveryWorker:
     """The delivery function's composition root, with the environment's configuration."""
-    return build_worker(get_settings(), get_delivery_settings())
+    from mailrelay.delivery.wiring import build_worker
+    from mailrelay.settings import get_settings
+
+    return build_worker(get_settings(), delivery_settings())
 
 
-lambda_handler = create_handler(worker, get_delivery_settings)
+def delivery_settings() -> DeliverySettings:
+    from mailrelay.delivery.settings import get_delivery_settings
+
+    return get_delivery_settings()
+
+
+@snapstart.before_snapshot
+def _warm() -> None:
+    """Into the snapshot: the configuration, checked, and the modules the first batch loads; no open SMTP
+    session goes into it."""
+    import mailrelay.delivery.wiring  # noqa: F401
+    from mailrelay.adapters.aws import preload
+    from mailrelay.settings import get_settings
+
+    get_settings()
+    delivery_settings()
+    preload()
+    if worker.cache_info().currsize:
+        worker().pool.close_all()
+
+
+@snapstart.after_restore
+def _new_worker() -> None:
+    """The worker's lease-owner id, AWS clients and SMTP sessions belong to one execution environment:
+    each restored environment builds its own at its first invocation."""
+    if worker.cache_info().currsize:
+        worker().pool.close_all()
+    worker.cache_clear()
+
+
+lambda_handler = create_handler(worker, delivery_settings)

@@ -61,13 +61,21 @@ def referenced(value: Any) -> str | None:
     return None
 
 
+def behind_alias(template: Template, target: str | None) -> str | None:
+    """The function a logical id invokes: itself, or the function an alias (AutoPublishAlias) points to."""
+    resource = template.get("Resources", {}).get(target, {}) if target else {}
+    if resource.get("Type") == "AWS::Lambda::Alias":
+        return referenced(resource["Properties"]["FunctionName"])
+    return target
+
+
 def _sqs_mappings(template: Template) -> Iterator[tuple[str, dict[str, Any], str, str]]:
     """(mapping id, properties, queue id, function id) for every event source mapping fed by an SQS queue."""
     queues = dict(resources(template, "AWS::SQS::Queue"))
     for name, props in resources(template, "AWS::Lambda::EventSourceMapping"):
         queue = referenced(props.get("EventSourceArn"))
         if queue in queues:
-            function = referenced(props.get("FunctionName")) or str(props.get("FunctionName"))
+            function = behind_alias(template, referenced(props.get("FunctionName"))) or str(props.get("FunctionName"))
             yield name, props, queue, function
 
 
@@ -136,6 +144,13 @@ def point_in_time_recovery(template: Template) -> list[str]:
     ]
 
 
+def _invoked_function(template: Template, uri: str) -> str | None:
+    """The function an integration URI invokes: ``${Fn.Arn}``, or ``${FnAliaslive}`` (a published alias)."""
+    if "/functions/${" not in uri:
+        return None
+    return behind_alias(template, uri.split("/functions/${", 1)[1].split("}", 1)[0].removesuffix(".Arn"))
+
+
 def http_routes(template: Template) -> Iterator[tuple[str, str, str | None, bool]]:
     """(METHOD, path, function id, has an API Gateway authorizer) for every HTTP API route."""
     for _, props in resources(template, "AWS::ApiGatewayV2::Api"):
@@ -145,7 +160,7 @@ def http_routes(template: Template) -> Iterator[tuple[str, str, str | None, bool
                 uri = integration.get("uri", {})
                 text = uri.get("Fn::Sub", "") if isinstance(uri, dict) else str(uri)
                 text = text[0] if isinstance(text, list) else text
-                function = text.split("/functions/${", 1)[1].split(".Arn}", 1)[0] if "/functions/${" in text else None
+                function = _invoked_function(template, text)
                 authorized = bool(operation.get("security"))
                 yield method.upper(), path, function, authorized
     for _, props in resources(template, "AWS::ApiGatewayV2::Route"):

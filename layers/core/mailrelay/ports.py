@@ -11,15 +11,16 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mailrelay.events.model import Event
-from mailrelay.message_data import MessageData
-from mailrelay.models.client import Client
-from mailrelay.models.status import MessageStatus
-from mailrelay.models.suppression import Suppression
-from mailrelay.webhooks.model import DeliveryAttempt, Endpoint
-from mailrelay.webhooks.targets import Target
+if TYPE_CHECKING:  # annotations only: importing a port does not build every model
+    from mailrelay.events.model import Event
+    from mailrelay.message_data import MessageData
+    from mailrelay.models.client import Client
+    from mailrelay.models.status import MessageStatus
+    from mailrelay.models.suppression import Suppression
+    from mailrelay.webhooks.model import DeliveryAttempt, Endpoint
+    from mailrelay.webhooks.targets import Target
 
 
 class StorageError(Exception):

@@ -7,18 +7,15 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailrelay.adapters.dynamo_clients import DynamoClientStore
-from mailrelay.adapters.dynamo_endpoint_slots import DynamoEndpointSlots
 from mailrelay.adapters.dynamo_events import DynamoEventStore
 from mailrelay.adapters.dynamo_ingress import DynamoIngressLog
 from mailrelay.adapters.dynamo_messages import DynamoStatusStore
 from mailrelay.adapters.dynamo_suppressions import DynamoSuppressionStore
 from mailrelay.adapters.dynamo_webhooks import DynamoWebhookStore
-from mailrelay.adapters.eventbridge import EventBridgeBus
-from mailrelay.adapters.group_commit import GroupCommitQueue
-from mailrelay.adapters.http_webhooks import HttpWebhookPoster, resolve_addresses
+from mailrelay.adapters.http_webhooks import resolve_addresses
 from mailrelay.adapters.s3_content import S3ContentArchive
 from mailrelay.adapters.s3_payloads import S3PayloadStore
 from mailrelay.adapters.s3_uploads import S3UploadStore
@@ -26,18 +23,19 @@ from mailrelay.adapters.sqs_queue import SqsQueue
 from mailrelay.adapters.sqs_records import SqsRecordControl
 from mailrelay.clients import ClientService
 from mailrelay.events.feed import EventFeed
-from mailrelay.events.recorder import EventRecorder
 from mailrelay.events.settings import EventSettings, get_event_settings
-from mailrelay.feedback.service import FeedbackService
 from mailrelay.ports import Queue
 from mailrelay.settings import Settings
 from mailrelay.submission import SubmissionService, utcnow
 from mailrelay.suppression.service import SuppressionList
 from mailrelay.uploads import UploadService
-from mailrelay.webhooks.fanout import WebhookFanout
 from mailrelay.webhooks.management import WebhookManagement
-from mailrelay.webhooks.sender import WebhookSender
 from mailrelay.webhooks.settings import WebhookSettings, get_webhook_settings
+
+if TYPE_CHECKING:  # the other functions' graphs: the API's cold start does not load them
+    from mailrelay.events.recorder import EventRecorder
+    from mailrelay.feedback.service import FeedbackService
+    from mailrelay.webhooks.sender import WebhookSender
 
 
 @dataclass
@@ -64,6 +62,8 @@ class Services:
         queue = SqsQueue(self.settings.queue_url, self.sqs)
         if self.group_commit_wait <= 0:
             return queue
+        from mailrelay.adapters.group_commit import GroupCommitQueue
+
         return GroupCommitQueue(queue, self.group_commit_wait, expected=self.expected_writers or (lambda: 1))
 
     @cached_property
@@ -121,6 +121,10 @@ def build_event_recorder(
     sqs: Any | None = None,
 ) -> EventRecorder:
     """The events function's graph: the event store, the bus ``settings`` names, and the webhook queue."""
+    from mailrelay.adapters.eventbridge import EventBridgeBus
+    from mailrelay.events.recorder import EventRecorder
+    from mailrelay.webhooks.fanout import WebhookFanout
+
     store = DynamoEventStore(settings.events_table, settings.retention_days, dynamodb)
     fanout = None
     if webhooks is not None and webhooks.webhooks_table and webhooks.webhook_queue_url:
@@ -139,6 +143,8 @@ def suppression_list(settings: Settings, dynamodb: Any | None = None) -> Suppres
 
 def build_feedback_service(settings: Settings, *, dynamodb: Any | None = None) -> FeedbackService:
     """The feedback function's graph: status records, and the suppression list when there is one."""
+    from mailrelay.feedback.service import FeedbackService
+
     statuses = DynamoStatusStore(settings.messages_table, settings.status_ttl_days, dynamodb)
     return FeedbackService(statuses, suppression_list(settings, dynamodb), utcnow)
 
@@ -157,6 +163,11 @@ def build_webhook_worker(
     eventbridge: Any | None = None,
 ) -> WebhookWorker:  # fmt: skip
     """The webhook function's graph; ``bus_name``: the event bus webhook.disabled goes to."""
+    from mailrelay.adapters.dynamo_endpoint_slots import DynamoEndpointSlots
+    from mailrelay.adapters.eventbridge import EventBridgeBus
+    from mailrelay.adapters.http_webhooks import HttpWebhookPoster
+    from mailrelay.webhooks.sender import WebhookSender
+
     store = DynamoWebhookStore(settings.webhooks_table, dynamodb)
     slots = DynamoEndpointSlots(settings.webhooks_table, dynamodb)
     sender = WebhookSender(

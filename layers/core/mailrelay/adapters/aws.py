@@ -70,5 +70,14 @@ class LazyClient:
         return self._client
 
 
+def preload() -> None:
+    """Import the SDK now: before a SnapStart snapshot, so that restored environments do not pay for it.
+    Clients are still made after the restore (they hold credentials and connections)."""
+    import importlib
+
+    for module in ("boto3", "boto3.dynamodb.types", "botocore.config", "botocore.exceptions"):
+        importlib.import_module(module)
+
+
 def lazy(service: str, client: Any | None, **options: Any) -> Callable[[], Any]:
     return LazyClient(service, client, **options).get
