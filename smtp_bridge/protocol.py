@@ -22,14 +22,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import ipaddress
 import re
 import ssl
 from asyncio import sslproto
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiosmtpd.proxy_protocol import V2_CMD, get_proxy
-from aiosmtpd.smtp import SMTP, Envelope, TLSSetupException, syntax
+from aiosmtpd.smtp import SMTP, Envelope, TLSSetupException, _AuthMechAttr, login_always_fail, syntax
 
 from mailrelay.incoming import IncomingMessage
 from smtp_bridge import replies
@@ -52,6 +55,44 @@ CALL_LIMITS = {"AUTH": 3, "NOOP": 20, "HELP": 5, "VRFY": 5, "EXPN": 5, "EHLO": 1
 CALL_LIMITS["*"] = 100_000
 
 
+@dataclass(frozen=True)
+class _MethodTables:
+    """The verbs, hooks and AUTH mechanisms SMTP.__init__ finds by introspection, as plain functions."""
+
+    verbs: dict[str, Callable[..., Any]]
+    hooks: dict[str, Callable[..., Any]]
+    auth: dict[str, tuple[Callable[..., Any], bool]]  # mechanism -> (function, is it the session's own)
+    ehlo_hook_version: str | None
+
+
+_TABLES: dict[tuple[type[SMTP], type], _MethodTables] = {}
+
+
+def _method_tables(session_class: type[SMTP], handler_class: type) -> _MethodTables:
+    tables = _TABLES.get((session_class, handler_class))
+    if tables is None:
+        tables = _TABLES[session_class, handler_class] = _find_tables(session_class, handler_class)
+    return tables
+
+
+def _find_tables(session_class: type[SMTP], handler_class: type) -> _MethodTables:
+    """What aiosmtpd finds per connection, found once per class pair (same names, same precedence)."""
+    auth: dict[str, tuple[Callable[..., Any], bool]] = {}
+    for owner, builtin in ((session_class, True), (handler_class, False)):
+        for name, fn in inspect.getmembers(owner, inspect.isfunction):
+            if name.startswith("auth_"):
+                mechanism = getattr(fn, "__auth_mechanism_name__", name.replace("auth_", "").replace("__", "-"))
+                auth[mechanism] = (fn, builtin)
+    hooks = {name.replace("handle_", ""): getattr(handler_class, name) for name in dir(handler_class)
+             if name.startswith("handle_")}  # fmt: skip
+    ehlo = hooks.get("EHLO")
+    # aiosmtpd counts the bound hook's parameters (4: the deprecated form, 5: the current one).
+    version = None if ehlo is None else {5: "old", 6: "new"}[len(inspect.signature(ehlo).parameters)]
+    verbs = {name.replace("smtp_", ""): getattr(session_class, name) for name in dir(session_class)
+             if name.startswith("smtp_")}  # fmt: skip
+    return _MethodTables(verbs, hooks, auth, version)
+
+
 class BridgeEnvelope(Envelope):
     """aiosmtpd's envelope, carrying the message as it was received instead of its bytes."""
 
@@ -64,21 +105,50 @@ class BridgeEnvelope(Envelope):
 class BridgeSMTP(SMTP):
     def __init__(self, handler: Any, runtime: SessionRuntime, listener: Listener) -> None:
         settings = runtime.settings
-        super().__init__(
-            handler,
-            data_size_limit=runtime.size_limit,
-            enable_SMTPUTF8=True,
-            decode_data=False,
-            hostname=settings.hostname,
-            ident="ESMTP mailrelay",
-            tls_context=runtime.tls_context if listener == "starttls" else None,
-            require_starttls=listener == "starttls",
-            timeout=settings.command_timeout_seconds,
-            auth_required=False,  # the MAIL hook decides: AUTH or an allowlisted network
-            auth_require_tls=True,
-            command_call_limit=CALL_LIMITS,
-            proxy_protocol_timeout=settings.proxy_protocol_timeout_seconds if settings.proxy_protocol else None,
+        tls_context = runtime.tls_context if listener == "starttls" else None
+        # What SMTP.__init__ sets for these arguments, without the introspection it repeats for every
+        # connection (inspect.getmembers, dir, inspect.signature: a fifth of the CPU per new connection).
+        # tests/bridge/test_aiosmtpd_contract.py checks that both build the same session.
+        self.loop = asyncio.get_running_loop()
+        asyncio.StreamReaderProtocol.__init__(
+            self,
+            asyncio.StreamReader(loop=self.loop, limit=self.line_length_limit),
+            client_connected_cb=self._cb_client_connected,
+            loop=self.loop,
         )
+        self.__ident__ = "ESMTP mailrelay"
+        self.event_handler = handler
+        self.data_size_limit = runtime.size_limit
+        self.enable_SMTPUTF8 = True
+        self._decode_data = False
+        self.hostname = settings.hostname
+        self.tls_context = tls_context
+        self.require_starttls = tls_context and listener == "starttls"
+        self._timeout_duration = settings.command_timeout_seconds
+        self._timeout_handle = None
+        self._tls_handshake_okay = True
+        self._tls_protocol = None
+        self._original_transport = None
+        self.session = None
+        self.envelope = None
+        self.transport = None
+        self._handler_coroutine = None
+        self._auth_require_tls = True
+        self._proxy_timeout = settings.proxy_protocol_timeout_seconds if settings.proxy_protocol else None
+        self._authenticator = None
+        self._auth_callback = login_always_fail
+        self._auth_required = False  # the MAIL hook decides: AUTH or an allowlisted network
+        tables = _method_tables(type(self), type(handler))
+        self._auth_methods = {
+            name: _AuthMechAttr(fn.__get__(self if builtin else handler), builtin)
+            for name, (fn, builtin) in tables.auth.items()
+        }
+        self._handle_hooks = {name: fn.__get__(handler) for name, fn in tables.hooks.items()}
+        self._ehlo_hook_ver = tables.ehlo_hook_version
+        self._smtp_methods = {name: fn.__get__(self) for name, fn in tables.verbs.items()}
+        self._enforce_call_limit = True
+        self._call_limit_base = CALL_LIMITS
+        self._call_limit_default = CALL_LIMITS["*"]
         # aiosmtpd keeps these in a class attribute that every new session clears and every EHLO
         # raises: one dict per session, so concurrent sessions cannot change each other's limits.
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
