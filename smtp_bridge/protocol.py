@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import inspect
 import ipaddress
 import re
@@ -56,41 +57,44 @@ CALL_LIMITS["*"] = 100_000
 
 
 @dataclass(frozen=True)
-class _MethodTables:
-    """The verbs, hooks and AUTH mechanisms SMTP.__init__ finds by introspection, as plain functions."""
+class _MethodNames:
+    """Which attributes SMTP.__init__ takes as verbs, hooks and AUTH mechanisms (it scans for them with
+    dir() and inspect.getmembers() at every connection). The attributes are still read per session."""
 
-    verbs: dict[str, Callable[..., Any]]
-    hooks: dict[str, Callable[..., Any]]
-    auth: dict[str, tuple[Callable[..., Any], bool]]  # mechanism -> (function, is it the session's own)
-    ehlo_hook_version: str | None
-
-
-_TABLES: dict[tuple[type[SMTP], type], _MethodTables] = {}
+    verbs: tuple[tuple[str, str], ...]  # (verb, attribute of the session)
+    hooks: tuple[tuple[str, str], ...]  # (hook, attribute of the handler)
+    auth: tuple[tuple[str, str, bool], ...]  # (mechanism, attribute, of the session itself)
 
 
-def _method_tables(session_class: type[SMTP], handler_class: type) -> _MethodTables:
-    tables = _TABLES.get((session_class, handler_class))
-    if tables is None:
-        tables = _TABLES[session_class, handler_class] = _find_tables(session_class, handler_class)
-    return tables
+_NAMES: dict[tuple[type[SMTP], type], _MethodNames] = {}
 
 
-def _find_tables(session_class: type[SMTP], handler_class: type) -> _MethodTables:
-    """What aiosmtpd finds per connection, found once per class pair (same names, same precedence)."""
-    auth: dict[str, tuple[Callable[..., Any], bool]] = {}
+def _method_names(session_class: type[SMTP], handler_class: type) -> _MethodNames:
+    names = _NAMES.get((session_class, handler_class))
+    if names is None:
+        names = _NAMES[session_class, handler_class] = _find_names(session_class, handler_class)
+    return names
+
+
+def _find_names(session_class: type[SMTP], handler_class: type) -> _MethodNames:
+    """Found as aiosmtpd finds them (same prefixes, same precedence), once per pair of classes."""
+    auth: dict[str, tuple[str, bool]] = {}
     for owner, builtin in ((session_class, True), (handler_class, False)):
         for name, fn in inspect.getmembers(owner, inspect.isfunction):
             if name.startswith("auth_"):
                 mechanism = getattr(fn, "__auth_mechanism_name__", name.replace("auth_", "").replace("__", "-"))
-                auth[mechanism] = (fn, builtin)
-    hooks = {name.replace("handle_", ""): getattr(handler_class, name) for name in dir(handler_class)
-             if name.startswith("handle_")}  # fmt: skip
-    ehlo = hooks.get("EHLO")
-    # aiosmtpd counts the bound hook's parameters (4: the deprecated form, 5: the current one).
-    version = None if ehlo is None else {5: "old", 6: "new"}[len(inspect.signature(ehlo).parameters)]
-    verbs = {name.replace("smtp_", ""): getattr(session_class, name) for name in dir(session_class)
-             if name.startswith("smtp_")}  # fmt: skip
-    return _MethodTables(verbs, hooks, auth, version)
+                auth[mechanism] = (name, builtin)
+    return _MethodNames(
+        verbs=tuple((n.replace("smtp_", ""), n) for n in dir(session_class) if n.startswith("smtp_")),
+        hooks=tuple((n.replace("handle_", ""), n) for n in dir(handler_class) if n.startswith("handle_")),
+        auth=tuple((mechanism, name, builtin) for mechanism, (name, builtin) in auth.items()),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _ehlo_hook_version(hook: Callable[..., Any]) -> str:
+    """aiosmtpd's reading of the EHLO hook's signature: 4 parameters the deprecated form, 5 the current one."""
+    return {4: "old", 5: "new"}[len(inspect.signature(hook).parameters)]
 
 
 class BridgeEnvelope(Envelope):
@@ -138,14 +142,15 @@ class BridgeSMTP(SMTP):
         self._authenticator = None
         self._auth_callback = login_always_fail
         self._auth_required = False  # the MAIL hook decides: AUTH or an allowlisted network
-        tables = _method_tables(type(self), type(handler))
+        names = _method_names(type(self), type(handler))
         self._auth_methods = {
-            name: _AuthMechAttr(fn.__get__(self if builtin else handler), builtin)
-            for name, (fn, builtin) in tables.auth.items()
+            mechanism: _AuthMechAttr(getattr(self if builtin else handler, name), builtin)
+            for mechanism, name, builtin in names.auth
         }
-        self._handle_hooks = {name: fn.__get__(handler) for name, fn in tables.hooks.items()}
-        self._ehlo_hook_ver = tables.ehlo_hook_version
-        self._smtp_methods = {name: fn.__get__(self) for name, fn in tables.verbs.items()}
+        self._handle_hooks = {hook: getattr(handler, name) for hook, name in names.hooks}
+        ehlo = self._handle_hooks.get("EHLO")
+        self._ehlo_hook_ver = None if ehlo is None else _ehlo_hook_version(ehlo)
+        self._smtp_methods = {verb: getattr(self, name) for verb, name in names.verbs}
         self._enforce_call_limit = True
         self._call_limit_base = CALL_LIMITS
         self._call_limit_default = CALL_LIMITS["*"]
