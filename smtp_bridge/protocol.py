@@ -120,28 +120,16 @@ class BridgeSMTP(SMTP):
             client_connected_cb=self._cb_client_connected,
             loop=self.loop,
         )
-        self.__ident__ = "ESMTP mailrelay"
         self.event_handler = handler
-        self.data_size_limit = runtime.size_limit
-        self.enable_SMTPUTF8 = True
-        self._decode_data = False
         self.hostname = settings.hostname
         self.tls_context = tls_context
-        self.require_starttls = tls_context and listener == "starttls"
-        self._timeout_duration = settings.command_timeout_seconds
         self._timeout_handle = None
-        self._tls_handshake_okay = True
         self._tls_protocol = None
         self._original_transport = None
         self.session = None
         self.envelope = None
         self.transport = None
-        self._handler_coroutine = None
-        self._auth_require_tls = True
         self._proxy_timeout = settings.proxy_protocol_timeout_seconds if settings.proxy_protocol else None
-        self._authenticator = None
-        self._auth_callback = login_always_fail
-        self._auth_required = False  # the MAIL hook decides: AUTH or an allowlisted network
         names = _method_names(type(self), type(handler))
         self._auth_methods = {
             mechanism: _AuthMechAttr(getattr(self if builtin else handler, name), builtin)
@@ -149,11 +137,26 @@ class BridgeSMTP(SMTP):
         }
         self._handle_hooks = {hook: getattr(handler, name) for hook, name in names.hooks}
         ehlo = self._handle_hooks.get("EHLO")
-        self._ehlo_hook_ver = None if ehlo is None else _ehlo_hook_version(ehlo)
-        self._smtp_methods = {verb: getattr(self, name) for verb, name in names.verbs}
-        self._enforce_call_limit = True
-        self._call_limit_base = CALL_LIMITS
-        self._call_limit_default = CALL_LIMITS["*"]
+        # What only aiosmtpd reads.
+        vars(self).update({
+            "__ident__": "ESMTP mailrelay",
+            "data_size_limit": runtime.size_limit,
+            "enable_SMTPUTF8": True,
+            "_decode_data": False,
+            "require_starttls": tls_context and listener == "starttls",
+            "_timeout_duration": settings.command_timeout_seconds,
+            "_tls_handshake_okay": True,
+            "_handler_coroutine": None,
+            "_auth_require_tls": True,
+            "_authenticator": None,
+            "_auth_callback": login_always_fail,
+            "_auth_required": False,  # the MAIL hook decides: AUTH or an allowlisted network
+            "_ehlo_hook_ver": None if ehlo is None else _ehlo_hook_version(ehlo),
+            "_smtp_methods": {verb: getattr(self, name) for verb, name in names.verbs},
+            "_enforce_call_limit": True,
+            "_call_limit_base": CALL_LIMITS,
+            "_call_limit_default": CALL_LIMITS["*"],
+        })  # fmt: skip
         # aiosmtpd keeps these in a class attribute that every new session clears and every EHLO
         # raises: one dict per session, so concurrent sessions cannot change each other's limits.
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
