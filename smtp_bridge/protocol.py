@@ -22,14 +22,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
+import inspect
 import ipaddress
 import re
 import ssl
 from asyncio import sslproto
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiosmtpd.proxy_protocol import V2_CMD, get_proxy
-from aiosmtpd.smtp import SMTP, Envelope, TLSSetupException, syntax
+from aiosmtpd.smtp import SMTP, Envelope, TLSSetupException, _AuthMechAttr, login_always_fail, syntax
 
 from mailrelay.incoming import IncomingMessage
 from smtp_bridge import replies
@@ -52,6 +56,47 @@ CALL_LIMITS = {"AUTH": 3, "NOOP": 20, "HELP": 5, "VRFY": 5, "EXPN": 5, "EHLO": 1
 CALL_LIMITS["*"] = 100_000
 
 
+@dataclass(frozen=True)
+class _MethodNames:
+    """Which attributes SMTP.__init__ takes as verbs, hooks and AUTH mechanisms (it scans for them with
+    dir() and inspect.getmembers() at every connection). The attributes are still read per session."""
+
+    verbs: tuple[tuple[str, str], ...]  # (verb, attribute of the session)
+    hooks: tuple[tuple[str, str], ...]  # (hook, attribute of the handler)
+    auth: tuple[tuple[str, str, bool], ...]  # (mechanism, attribute, of the session itself)
+
+
+_NAMES: dict[tuple[type[SMTP], type], _MethodNames] = {}
+
+
+def _method_names(session_class: type[SMTP], handler_class: type) -> _MethodNames:
+    names = _NAMES.get((session_class, handler_class))
+    if names is None:
+        names = _NAMES[session_class, handler_class] = _find_names(session_class, handler_class)
+    return names
+
+
+def _find_names(session_class: type[SMTP], handler_class: type) -> _MethodNames:
+    """Found as aiosmtpd finds them (same prefixes, same precedence), once per pair of classes."""
+    auth: dict[str, tuple[str, bool]] = {}
+    for owner, builtin in ((session_class, True), (handler_class, False)):
+        for name, fn in inspect.getmembers(owner, inspect.isfunction):
+            if name.startswith("auth_"):
+                mechanism = getattr(fn, "__auth_mechanism_name__", name.replace("auth_", "").replace("__", "-"))
+                auth[mechanism] = (name, builtin)
+    return _MethodNames(
+        verbs=tuple((n.replace("smtp_", ""), n) for n in dir(session_class) if n.startswith("smtp_")),
+        hooks=tuple((n.replace("handle_", ""), n) for n in dir(handler_class) if n.startswith("handle_")),
+        auth=tuple((mechanism, name, builtin) for mechanism, (name, builtin) in auth.items()),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _ehlo_hook_version(hook: Callable[..., Any]) -> str:
+    """aiosmtpd's reading of the EHLO hook's signature: 4 parameters the deprecated form, 5 the current one."""
+    return {4: "old", 5: "new"}[len(inspect.signature(hook).parameters)]
+
+
 class BridgeEnvelope(Envelope):
     """aiosmtpd's envelope, carrying the message as it was received instead of its bytes."""
 
@@ -64,21 +109,54 @@ class BridgeEnvelope(Envelope):
 class BridgeSMTP(SMTP):
     def __init__(self, handler: Any, runtime: SessionRuntime, listener: Listener) -> None:
         settings = runtime.settings
-        super().__init__(
-            handler,
-            data_size_limit=runtime.size_limit,
-            enable_SMTPUTF8=True,
-            decode_data=False,
-            hostname=settings.hostname,
-            ident="ESMTP mailrelay",
-            tls_context=runtime.tls_context if listener == "starttls" else None,
-            require_starttls=listener == "starttls",
-            timeout=settings.command_timeout_seconds,
-            auth_required=False,  # the MAIL hook decides: AUTH or an allowlisted network
-            auth_require_tls=True,
-            command_call_limit=CALL_LIMITS,
-            proxy_protocol_timeout=settings.proxy_protocol_timeout_seconds if settings.proxy_protocol else None,
+        tls_context = runtime.tls_context if listener == "starttls" else None
+        # What SMTP.__init__ sets for these arguments, without the introspection it repeats for every
+        # connection (inspect.getmembers, dir, inspect.signature: a fifth of the CPU per new connection).
+        # tests/bridge/test_aiosmtpd_contract.py checks that both build the same session.
+        self.loop = asyncio.get_running_loop()
+        asyncio.StreamReaderProtocol.__init__(
+            self,
+            asyncio.StreamReader(loop=self.loop, limit=self.line_length_limit),
+            client_connected_cb=self._cb_client_connected,
+            loop=self.loop,
         )
+        self.event_handler = handler
+        self.hostname = settings.hostname
+        self.tls_context = tls_context
+        self._timeout_handle = None
+        self._tls_protocol = None
+        self._original_transport = None
+        self.session = None
+        self.envelope = None
+        self.transport = None
+        self._proxy_timeout = settings.proxy_protocol_timeout_seconds if settings.proxy_protocol else None
+        names = _method_names(type(self), type(handler))
+        self._auth_methods = {
+            mechanism: _AuthMechAttr(getattr(self if builtin else handler, name), builtin)
+            for mechanism, name, builtin in names.auth
+        }
+        self._handle_hooks = {hook: getattr(handler, name) for hook, name in names.hooks}
+        ehlo = self._handle_hooks.get("EHLO")
+        # What only aiosmtpd reads.
+        vars(self).update({
+            "__ident__": "ESMTP mailrelay",
+            "data_size_limit": runtime.size_limit,
+            "enable_SMTPUTF8": True,
+            "_decode_data": False,
+            "require_starttls": tls_context and listener == "starttls",
+            "_timeout_duration": settings.command_timeout_seconds,
+            "_tls_handshake_okay": True,
+            "_handler_coroutine": None,
+            "_auth_require_tls": True,
+            "_authenticator": None,
+            "_auth_callback": login_always_fail,
+            "_auth_required": False,  # the MAIL hook decides: AUTH or an allowlisted network
+            "_ehlo_hook_ver": None if ehlo is None else _ehlo_hook_version(ehlo),
+            "_smtp_methods": {verb: getattr(self, name) for verb, name in names.verbs},
+            "_enforce_call_limit": True,
+            "_call_limit_base": CALL_LIMITS,
+            "_call_limit_default": CALL_LIMITS["*"],
+        })  # fmt: skip
         # aiosmtpd keeps these in a class attribute that every new session clears and every EHLO
         # raises: one dict per session, so concurrent sessions cannot change each other's limits.
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)

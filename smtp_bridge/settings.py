@@ -87,8 +87,10 @@ class BridgeSettings(BaseModel):
     workers: int = Field(1, alias="MAILRELAY_BRIDGE_WORKERS", ge=1, le=64)
     storage_threads: int = Field(16, alias="MAILRELAY_BRIDGE_STORAGE_THREADS", ge=1, le=256)
     # Group commit: concurrent sessions' queue writes share SendMessageBatch calls; a write waits at
-    # most this long for others to join (0 = one SendMessage per message).
-    group_commit_ms: float = Field(10, alias="MAILRELAY_BRIDGE_GROUP_COMMIT_MS", ge=0, le=50)
+    # most this long for others to join (0 = one SendMessage per message). It waits only while other
+    # sessions are inside a transaction, so the typical wait stays a few ms; with clients connecting
+    # per message, 10 ms closed too many groups of one to three before the others' DATA was in.
+    group_commit_ms: float = Field(20, alias="MAILRELAY_BRIDGE_GROUP_COMMIT_MS", ge=0, le=50)
     metrics_interval_seconds: float = Field(60, alias="MAILRELAY_BRIDGE_METRICS_INTERVAL_SECONDS", gt=0)
 
     # DATA is spooled as it arrives: up to spool_memory_bytes of each message in memory, the rest in a

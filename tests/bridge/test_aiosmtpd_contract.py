@@ -8,7 +8,8 @@ Where the bridge touches an internal (smtp_bridge/protocol.py) and why:
 - ``_timeout_cb`` / ``_reset_timeout`` / ``_timeout_handle``: one deadline per command and one per DATA;
 - ``_reader._buffer``, ``_original_transport``, ``_tls_protocol``, asyncio's ``sslproto``: implicit TLS
   after a PROXY header, with the bytes that arrived with it;
-- ``command_size_limits``: per-session limits (aiosmtpd keeps them on the class).
+- ``command_size_limits``: per-session limits (aiosmtpd keeps them on the class);
+- ``__init__``: the session sets SMTP.__init__'s attributes itself, with the method tables found once.
 """
 
 from __future__ import annotations
@@ -19,11 +20,18 @@ import inspect
 import re
 import tomllib
 from asyncio import sslproto
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
 from aiosmtpd.proxy_protocol import get_proxy
 from aiosmtpd.smtp import SMTP
 
 from local_stack.template import project_root
+from smtp_bridge.handler import BridgeHandler
+from smtp_bridge.protocol import CALL_LIMITS, BridgeSMTP, Listener
+from smtp_bridge.tls import server_context
+from tests.bridge.conftest import Certs, bridge_settings
 
 
 def pinned_version() -> str:
@@ -69,3 +77,55 @@ def test_asyncio_sslproto_offers_what_the_tls_upgrade_uses() -> None:
     assert callable(sslproto.SSLProtocol.get_buffer)
     assert callable(sslproto.SSLProtocol.buffer_updated)
     assert "self._app_transport" in inspect.getsource(sslproto.SSLProtocol.__init__)
+
+
+# StreamReaderProtocol's own state: fresh objects per session, compared by type only.
+_STREAM_STATE = {"_loop", "_stream_reader_wr", "_source_traceback", "_strong_reader", "_reject_connection",
+                 "_stream_writer", "_task", "_transport", "_over_ssl", "_closed", "_paused", "_drain_waiter",
+                 "_connection_lost", "_client_connected_cb"}  # fmt: skip
+
+
+def _same(ours: Any, theirs: Any, selves: tuple[object, object]) -> bool:
+    """Equal, where a method bound to the reference session must be bound to ours."""
+    if inspect.ismethod(theirs):
+        owner = selves[0] if theirs.__self__ is selves[1] else theirs.__self__
+        return inspect.ismethod(ours) and ours.__func__ is theirs.__func__ and ours.__self__ is owner
+    if isinstance(theirs, dict):
+        return ours.keys() == theirs.keys() and all(_same(ours[k], theirs[k], selves) for k in theirs)
+    if isinstance(theirs, tuple):
+        return len(ours) == len(theirs) and all(_same(a, b, selves) for a, b in zip(ours, theirs, strict=True))
+    return bool(ours == theirs)
+
+
+@pytest.mark.parametrize(("listener", "proxy"), [("starttls", False), ("implicit", True), ("plain", False)])
+def test_the_session_is_built_as_smtp_init_builds_it(certs: Certs, listener: Listener, proxy: bool) -> None:
+    """BridgeSMTP sets SMTP.__init__'s attributes itself (its per-connection introspection is costly)."""
+    overrides: dict[str, Any] = {"plain_port": 0, "allowed_networks": [{"cidr": "127.0.0.0/8", "client_id": "c"}]}
+    if proxy:
+        overrides |= {"proxy_protocol": True, "proxy_trusted_networks": ["127.0.0.0/8"]}
+    settings = bridge_settings(certs, **overrides)
+    tls = server_context(settings)
+    runtime = SimpleNamespace(settings=settings, tls_context=tls, size_limit=1_000_000)
+    handler = BridgeHandler(runtime)  # type: ignore[arg-type]
+
+    async def build() -> tuple[BridgeSMTP, BridgeSMTP]:
+        ours = BridgeSMTP(handler, runtime, listener)  # type: ignore[arg-type]
+        theirs = BridgeSMTP.__new__(BridgeSMTP)
+        SMTP.__init__(
+            theirs, handler, data_size_limit=1_000_000, enable_SMTPUTF8=True, decode_data=False,
+            hostname=settings.hostname, ident="ESMTP mailrelay", tls_context=tls if listener == "starttls" else None,
+            require_starttls=listener == "starttls", timeout=settings.command_timeout_seconds, auth_required=False,
+            auth_require_tls=True, command_call_limit=CALL_LIMITS,
+            proxy_protocol_timeout=settings.proxy_protocol_timeout_seconds if proxy else None,
+        )  # fmt: skip
+        return ours, theirs
+
+    ours, theirs = asyncio.run(build())
+    expected = vars(theirs)
+    assert expected.keys() <= vars(ours).keys()
+    for name, value in expected.items():
+        if name in _STREAM_STATE:
+            assert type(getattr(ours, name)) is type(value), name
+        else:
+            assert _same(getattr(ours, name), value, (ours, theirs)), name
+    assert ours._auth_methods.keys() == {"LOGIN", "PLAIN"}

@@ -12,6 +12,8 @@ from mailrelay.adapters.aws import aws_call, lazy
 from mailrelay.adapters.dynamo import from_item, to_item
 from mailrelay.models.client import Client
 
+MAX_PARSED = 1024  # clients whose last item is kept parsed
+
 
 class ClientExists(Exception):
     pass
@@ -21,6 +23,9 @@ class DynamoClientStore:
     def __init__(self, table: str, client: Any | None = None) -> None:
         self.table = table
         self._client = lazy("dynamodb", client)
+        # The bridge reads a session's client at every MAIL and again after DATA: each read still goes to
+        # the table (a revoked key stops at once), but an unchanged item is not deserialised again.
+        self._parsed: dict[str, tuple[dict[str, Any], Client]] = {}
 
     def create(self, client: Client, key_hash: str) -> None:
         record = {"pk": f"client#{client.id}", "key_hash": key_hash, **client.model_dump(mode="json")}
@@ -45,24 +50,40 @@ class DynamoClientStore:
                 raise ClientExists(client.id) from None
             raise
 
-    def _get(self, pk: str) -> dict[str, Any] | None:
+    def _item(self, pk: str) -> dict[str, Any] | None:
         with aws_call("DynamoDB GetItem"):
             item = self._client().get_item(TableName=self.table, Key={"pk": {"S": pk}}, ConsistentRead=True)
-        found = item.get("Item")
+        found: dict[str, Any] | None = item.get("Item")
+        return found
+
+    def _get(self, pk: str) -> dict[str, Any] | None:
+        found = self._item(pk)
         return from_item(found) if found else None
 
+    def _client_of(self, pk: str, item: dict[str, Any]) -> Client:
+        known = self._parsed.get(pk)
+        if known is not None and known[0] == item:
+            return known[1]
+        client = Client.model_validate(from_item(item))
+        if len(self._parsed) >= MAX_PARSED:
+            self._parsed.clear()
+        self._parsed[pk] = (item, client)
+        return client
+
     def get(self, client_id: str) -> Client | None:
-        data = self._get(f"client#{client_id}")
-        return Client.model_validate(data) if data else None
+        pk = f"client#{client_id}"
+        item = self._item(pk)
+        return self._client_of(pk, item) if item else None
 
     def find_by_key_hash(self, key_hash: str) -> Client | None:
         pointer = self._get(f"key#{key_hash}")
         if pointer is None:
             return None
-        data = self._get(f"client#{pointer['client_id']}")
-        if data is None or data.get("key_hash") != key_hash:
+        pk = f"client#{pointer['client_id']}"
+        item = self._item(pk)
+        if item is None or item.get("key_hash") != {"S": key_hash}:
             return None
-        return Client.model_validate(data)
+        return self._client_of(pk, item)
 
     def list(self) -> list[Client]:
         clients: list[Client] = []
