@@ -322,9 +322,10 @@ def test_random_sessions_get_valid_replies_and_queue_exactly_what_was_acknowledg
         tracemalloc.stop()
     assert fuzz_target.released() == []
     leaked = fuzz_target.failed_handshakes if FAILED_HANDSHAKE_LEAKS else 0  # a known finding, until fixed
-    # Room for caches that settle late, and, while the leak lasts, a session's worth per leaked one (an SSL
-    # protocol object alone holds a 256 KiB read buffer). A leak of a few KiB per session of the run exceeds it.
-    allowed = 512 * 1024 + leaked * 320 * 1024
+    # Room for caches that settle late and for a TLS session or two still closing on a loaded machine (an SSL
+    # protocol object alone holds a 256 KiB read buffer), and, while the leak lasts, a session's worth per
+    # leaked one. A leak of a few KiB per session of the run still exceeds it.
+    allowed = 1024 * 1024 + leaked * 320 * 1024
     assert grown < allowed, f"{grown} bytes allocated by the bridge's code still held after the run ({leaked} leaked)"
 
 
