@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mailrelay.api.idempotency import IdempotentRunner
 from mailrelay.api.operations import ApiOperations, Reply
 from mailrelay.api.problems import PROBLEM_JSON, Problem, problem_for
+from mailrelay.clients import ClientService
 from mailrelay.errors import MailrelayError, NotFound
 from mailrelay.history import MessageHistory
 from mailrelay.settings import Settings, get_settings
@@ -33,9 +34,11 @@ logger = Logger(service="mailrelay-api")
 def build_operations(settings: Settings, services: Services | None = None) -> ApiOperations:
     """The API's composition root: the core's operations over the adapters ``settings`` names."""
     services = services or Services(settings)
+    # Only the API remembers clients (for a bounded time); the bridge reads them at every MAIL and DATA end.
+    clients = ClientService(services.clients.store, cache_seconds=settings.api_key_cache_seconds)
     return ApiOperations(
         settings,
-        services.clients,
+        clients,
         services.submissions,
         services.statuses,
         IdempotentRunner(settings.idempotency_table, settings.idempotency_ttl_seconds),
