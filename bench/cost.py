@@ -90,7 +90,7 @@ def run_deliver(count: int) -> dict[str, Any]:
 
     from bench.fakes import FakeDynamo, FakeS3, FakeSQS, fake_clients
     from bench.stubs import stubbed
-    from bench.workers import lambda_context
+    from bench.workers import lambda_context, sqs_events
     from mailrelay.compose import from_smtp
     from mailrelay.incoming import whole_message
     from mailrelay.settings import get_settings
@@ -122,18 +122,12 @@ def run_deliver(count: int) -> dict[str, Any]:
     handler = app.create_handler(lambda: worker, get_delivery_settings)
     context = lambda_context("mailrelay-deliver")
     durations, failures = [], 0
-    bodies = sqs.bodies
-    for start in range(0, len(bodies), 10):
-        records = [{"messageId": f"r{start + i}", "receiptHandle": f"h{start + i}", "body": b,
-                    "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"}, "messageAttributes": {},
-                    "md5OfBody": "", "eventSource": "aws:sqs", "awsRegion": "eu-west-1",
-                    "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:q"}
-                   for i, b in enumerate(bodies[start : start + 10])]  # fmt: skip
+    for event in sqs_events(sqs.bodies):
         begin = time.perf_counter()
-        failures += len(handler({"Records": records}, context)["batchItemFailures"])
+        failures += len(handler(event, context)["batchItemFailures"])
         durations.append((time.perf_counter() - begin) * 1000)
     delivered = sum(1 for s in (fdynamo.statuses or {}).values() if s.get("state", {}).get("S") == "delivered")
-    return {"durations": durations, "calls": dict(calls.counts), "messages": len(bodies), "failures": failures,
+    return {"durations": durations, "calls": dict(calls.counts), "messages": len(sqs.bodies), "failures": failures,
             "delivered": delivered}  # fmt: skip
 
 
