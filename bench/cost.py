@@ -46,6 +46,8 @@ _BILLED: dict[str, tuple[str, float]] = {
     "sqs.DeleteMessageBatch (Lambda poller)": ("sqs.request", 1),
     "s3.PutObject": ("s3.put", 1), "s3.GetObject": ("s3.get", 1), "s3.DeleteObject": ("s3.delete", 1),
     "apigw.request": ("apigw.http_request", 1), "lambda.invocation": ("lambda.request", 1),
+    # requests billed by what they carry (the tallies above), shown but not priced twice
+    "dynamodb.BatchGetItem": ("", 0), "dynamodb.BatchWriteItem": ("", 0),
 }  # fmt: skip
 
 

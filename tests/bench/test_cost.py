@@ -43,3 +43,9 @@ def test_the_round_trip_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv(LATENCY_ENV, "0")
     assert aws_latency_ms() == 0.0
     assert percentile([float(i) for i in range(1, 101)], 99) == 99.0
+
+
+def test_a_batch_request_is_shown_but_priced_by_what_it_carries() -> None:
+    # One BatchGetItem reading 3 keys: three read units, not four
+    per_message = {"dynamodb.BatchGetItem": 1.0, "dynamodb.keys_read": 3.0}
+    assert dollars_per_million(per_message, 0.0) == pytest.approx(usd("dynamodb.read_unit", 3) * 1e6)
