@@ -3,7 +3,8 @@
 Counted, not estimated: every request our code makes goes through the bench's fakes, which tally it by
 operation. The requests no code of ours makes are modelled from counted units and named as such: API
 Gateway (one per HTTP request) and Lambda's SQS poller (one ReceiveMessage and one DeleteMessageBatch
-per delivery invocation, as the event source mapping polls). Lambda GB-seconds = each invocation's
+per delivery invocation, as the event source mapping polls), and the events function's invocations (one
+per 100 stream records, its BatchSize: full batches, as at volume). Lambda GB-seconds = each invocation's
 measured duration, rounded up to the millisecond as Lambda bills it, times the function's MemorySize
 read from template.yaml. Prices: bench/prices.py.
 
@@ -46,9 +47,24 @@ _BILLED: dict[str, tuple[str, float]] = {
     "sqs.DeleteMessageBatch (Lambda poller)": ("sqs.request", 1),
     "s3.PutObject": ("s3.put", 1), "s3.GetObject": ("s3.get", 1), "s3.DeleteObject": ("s3.delete", 1),
     "apigw.request": ("apigw.http_request", 1), "lambda.invocation": ("lambda.request", 1),
+    "dynamodb.Query": ("dynamodb.read_unit", 1), "events.entries": ("eventbridge.event", 1),
     # requests billed by what they carry (the tallies above), shown but not priced twice
-    "dynamodb.BatchGetItem": ("", 0), "dynamodb.BatchWriteItem": ("", 0),
+    "dynamodb.BatchGetItem": ("", 0), "dynamodb.BatchWriteItem": ("", 0), "events.PutEvents": ("", 0),
 }  # fmt: skip
+UNITS = ("dynamodb.keys_read", "dynamodb.items_written", "events.entries")  # tallies of what requests carry
+EVENTS_BATCH = 100  # template.yaml: the events function's BatchSize (stream records per invocation)
+
+
+class FakeEvents:
+    """EventBridge PutEvents: every entry accepted, each counted (EventBridge bills entries, not requests)."""
+
+    def __init__(self, calls: Any) -> None:
+        self.calls = calls
+
+    def put_events(self, *, Entries: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        self.calls.add("events.PutEvents")
+        self.calls.add("events.entries", len(Entries))
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": f"e{i}"} for i in range(len(Entries))]}
 
 
 def memory_mb(code_uri: str, template: Path = ROOT / "template.yaml") -> int:
@@ -118,6 +134,7 @@ def run_deliver(count: int) -> dict[str, Any]:
     from mailrelay.delivery.wiring import build_worker
 
     calls, fsqs, fs3, fdynamo = fake_clients()
+    accepted = dict(dynamodb.statuses or {})  # each status as first written (delivery replaces them)
     fdynamo.statuses = dynamodb.statuses
     worker = build_worker(settings, get_delivery_settings(), sqs=stubbed("sqs", fsqs), s3=stubbed("s3", fs3),
                           dynamodb=stubbed("dynamodb", fdynamo))  # fmt: skip
@@ -129,8 +146,48 @@ def run_deliver(count: int) -> dict[str, Any]:
         failures += len(handler(event, context)["batchItemFailures"])
         durations.append((time.perf_counter() - begin) * 1000)
     delivered = sum(1 for s in (fdynamo.statuses or {}).values() if s.get("state", {}).get("S") == "delivered")
+    events = _events_path(accepted, fdynamo.statuses or {})
     return {"durations": durations, "calls": dict(calls.counts), "messages": len(sqs.bodies), "failures": failures,
-            "delivered": delivered}  # fmt: skip
+            "delivered": delivered, **events}  # fmt: skip
+
+
+def _events_path(accepted: dict[str, Any], final: dict[str, Any]) -> dict[str, Any]:
+    """Each message's three status changes (accepted, leased, delivered), as the table's stream hands them to
+    the events function: the real recorder (events table, EventBridge, webhook fan-out) on stubbed clients."""
+    for name, value in (
+        ("MAILRELAY_EVENTS_TABLE", "mailrelay-bench-events"),
+        ("MAILRELAY_EVENT_BUS_NAME", "bench"),
+        ("MAILRELAY_WEBHOOKS_TABLE", "mailrelay-bench-webhooks"),
+        ("MAILRELAY_WEBHOOK_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/123456789012/hooks"),
+    ):
+        os.environ.setdefault(name, value)  # as template.yaml sets them
+    from bench.fakes import Calls, FakeDynamo, FakeSQS
+    from bench.stubs import stubbed
+    from mailrelay.adapters.dynamo import from_item
+    from mailrelay.events.settings import get_event_settings
+    from mailrelay.models.status import MessageStatus
+    from mailrelay.webhooks.settings import get_webhook_settings
+    from mailrelay.wiring import build_event_recorder
+
+    calls = Calls()
+    recorder = build_event_recorder(
+        get_event_settings(),
+        get_webhook_settings(),
+        dynamodb=stubbed("dynamodb", FakeDynamo(calls)),
+        eventbridge=stubbed("events", FakeEvents(calls)),
+        sqs=stubbed("sqs", FakeSQS(calls)),
+    )
+    durations, records = [], 0
+    for message_id, item in accepted.items():
+        queued = MessageStatus.model_validate(from_item(item))
+        leased = queued.model_copy(update={"state": "sending"})
+        done = MessageStatus.model_validate(from_item(final[message_id]))
+        for old, new in ((None, queued), (queued, leased), (leased, done)):
+            begin = time.perf_counter()
+            recorder.record(old, new)
+            durations.append((time.perf_counter() - begin) * 1000)
+            records += 1
+    return {"events_durations": durations, "events_calls": dict(calls.counts), "stream_records": records}  # fmt: skip
 
 
 # -- the case -----------------------------------------------------------------------------------------
@@ -164,7 +221,7 @@ def _merge(*parts: dict[str, float]) -> dict[str, float]:
 def _by_service(per_message: dict[str, float]) -> str:
     services: dict[str, float] = {}
     for name, n in per_message.items():
-        if name in ("dynamodb.keys_read", "dynamodb.items_written"):
+        if name in UNITS:
             continue  # units, not requests
         service = name.split(".")[0]
         services[service] = services.get(service, 0.0) + n
@@ -191,6 +248,16 @@ def cost(cfg: Config) -> list[Row]:
                      "sqs.ReceiveMessage (Lambda poller)": invocations / deliver["messages"],
                      "sqs.DeleteMessageBatch (Lambda poller)": invocations / deliver["messages"]})  # fmt: skip
     delivery_gbs = billed_gb_seconds(deliver["durations"], deliver_mem) / deliver["messages"]
+    # The events function: one invocation per EVENTS_BATCH stream records (full batches, as at volume); its
+    # duration is the sum of its records' (each record's measured time, rounded up once per invocation).
+    events = _per_message(deliver["events_calls"], deliver["messages"])
+    invocations_events = deliver["stream_records"] / EVENTS_BATCH
+    events["lambda.invocation"] = invocations_events / deliver["messages"]
+    events_ms = sum(deliver["events_durations"])
+    events_gbs = billed_gb_seconds([events_ms / invocations_events] * math.ceil(invocations_events),
+                                   memory_mb("functions/events")) / deliver["messages"]  # fmt: skip
+    delivery = _merge(delivery, events)
+    delivery_gbs += events_gbs
     n_single = len(single["durations"])
     api_single = _per_message(single["calls"], single["messages"])
     api_single.update({"apigw.request": 1.0, "lambda.invocation": 1.0})
@@ -213,16 +280,17 @@ def cost(cfg: Config) -> list[Row]:
                         [ses], "$", higher_is_better=False,
                         note=f"requests per message: {_by_service(per_message)}; Lambda "
                              f"{gbs * 1e6:,.0f} GB-s per 1M"))  # fmt: skip
-    rows.append(Row("7 cost", "delivery only: requests per message", [sum(v for k, v in delivery.items()
-                    if not k.endswith(("keys_read", "items_written")))], unit="req/msg", higher_is_better=False,
+    rows.append(Row("7 cost", "delivery and events: requests per message", [sum(v for k, v in delivery.items()
+                    if k not in UNITS)], unit="req/msg", higher_is_better=False,
                     note=f"{_by_service(delivery)}; {invocations} invocations of up to 10 records; "
                          f"{deliver_mem} MB (template.yaml)"))  # fmt: skip
     rows[0].note += (
         f"; prices {REGION}, arm64, DynamoDB on-demand, taken {PRICES_DATE} (bench/prices.py; "
         f"{sum('NOT VERIFIED' in p.verified for p in PRICES.values())} of them not verified); "
         f"AWS round trip {aws_latency_ms():g} ms; API {api_mem} MB; SMTP: {smtp_messages} messages "
-        "from an allowlisted network, Fargate and NLB hours not included (not per message); the "
-        "events path (stream -> events function -> events table, EventBridge) is not counted"
+        "from an allowlisted network, Fargate and NLB hours not included (not per message); delivery includes "
+        f"the events path: {deliver['stream_records'] / deliver['messages']:g} stream records per message (free "
+        f"to read for Lambda), events function in full batches of {EVENTS_BATCH}: {_by_service(events)}"
     )
     return rows
 

@@ -97,6 +97,13 @@ PRICES: dict[str, Price] = {
         "https://aws.amazon.com/s3/pricing/",
         "NOT VERIFIED (DELETE is free on the pricing page as commonly quoted)",
     ),
+    "eventbridge.event": Price(
+        1.00,
+        1_000_000,
+        "custom event put on a bus (each 64 KB of an entry is one event)",
+        "https://aws.amazon.com/eventbridge/pricing/",
+        "NOT VERIFIED (commonly quoted; no page read)",
+    ),
     "ses.email": Price(
         0.10,
         1_000,

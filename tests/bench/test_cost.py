@@ -49,3 +49,9 @@ def test_a_batch_request_is_shown_but_priced_by_what_it_carries() -> None:
     # One BatchGetItem reading 3 keys: three read units, not four
     per_message = {"dynamodb.BatchGetItem": 1.0, "dynamodb.keys_read": 3.0}
     assert dollars_per_million(per_message, 0.0) == pytest.approx(usd("dynamodb.read_unit", 3) * 1e6)
+
+
+def test_eventbridge_is_priced_per_entry_not_per_request() -> None:
+    # One PutEvents carrying 2 entries: two events
+    per_message = {"events.PutEvents": 1.0, "events.entries": 2.0}
+    assert dollars_per_million(per_message, 0.0) == pytest.approx(usd("eventbridge.event", 2) * 1e6)
