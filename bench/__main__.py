@@ -14,6 +14,7 @@ import time
 
 from bench import peers
 from bench.cases import CASES, Config
+from bench.latency import DEFAULT_LATENCY_MS, LATENCY_ENV, aws_latency_ms
 from bench.table import Row, render
 
 
@@ -36,7 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, help="messages per smtp-source run (default 10000, --quick 1000)")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="bridge worker processes (default: CPUs, at most 4)")  # fmt: skip
+    parser.add_argument(
+        "--aws-latency-ms",
+        type=float,
+        help=f"round trip of each stubbed AWS call (default {DEFAULT_LATENCY_MS:g}; bench/latency.py)",
+    )
     args = parser.parse_args(argv)
+    if args.aws_latency_ms is not None:  # the cases' subprocesses inherit it
+        os.environ[LATENCY_ENV] = str(args.aws_latency_ms)
     names = args.case or list(CASES)
     needs_postfix = {"accept", "delivery"} & set(names)
     if needs_postfix and (missing := peers.missing_tools()):
@@ -69,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.environ.get('MAILRELAY_BRIDGE_GROUP_COMMIT_MS') or _default_group_commit_ms()} ms",
         "storage behind the bridge and the handlers: an IN-PROCESS FAKE of SQS/S3/DynamoDB (no AWS, no moto): "
         "the figures are our own cost",
+        f"AWS round trip stood in for: {aws_latency_ms():g} ms per call of the handlers' boto3 clients "
+        "(not the bridge's fakes)",
         "",
     ]
     print(render(rows, header))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import clients, peers
+from bench import clients, cost, latency, peers
 from bench.bridge import ROOT, _tls_files, bridge
 from bench.fakes import BENCH_ENV, CLIENT_ID, CLIENT_KEY
 from bench.snapstart import snapstart_check
@@ -361,5 +361,5 @@ def handoff(cfg: Config) -> list[Row]:
 
 CASES: dict[str, Callable[[Config], list[Row]]] = {
     "accept": bridge_accept, "delivery": delivery, "api": api, "cold": cold_start, "memory": memory,
-    "snapstart": snapstart_check, "handoff": handoff,
+    "snapstart": snapstart_check, "handoff": handoff, "api-latency": latency.api_latency, "cost": cost.cost,
 }  # fmt: skip

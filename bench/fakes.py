@@ -99,6 +99,12 @@ class FakeDynamo:
         item = self.items.get(pk) if pk else None
         return {"Item": item} if item else {}
 
+    def batch_get_item(self, *, RequestItems: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """The suppression look-up: nobody is suppressed."""
+        self.calls.add("dynamodb.BatchGetItem")
+        self.calls.add("dynamodb.keys_read", sum(len(t["Keys"]) for t in RequestItems.values()))
+        return {"Responses": {}, "UnprocessedKeys": {}}
+
     def put_item(self, *, Item: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         self.calls.add("dynamodb.PutItem")
         if self.statuses is not None and "id" in Item:
@@ -117,6 +123,7 @@ class FakeDynamo:
 
     def batch_write_item(self, *, RequestItems: dict[str, list[Any]], **kwargs: Any) -> dict[str, Any]:
         self.calls.add("dynamodb.BatchWriteItem")
+        self.calls.add("dynamodb.items_written", sum(len(v) for v in RequestItems.values()))
         return {"UnprocessedItems": {}}
 
 

@@ -111,6 +111,19 @@ def _queued_bodies(count: int, size: int) -> tuple[list[str], dict[str, Any]]:
     return sqs.bodies, dynamodb.statuses
 
 
+def sqs_events(bodies: list[str], batch: int = 10) -> list[dict[str, Any]]:
+    """The events Lambda's SQS trigger would invoke the delivery handler with: ``batch`` records each."""
+    events = []
+    for start in range(0, len(bodies), batch):
+        records = [{"messageId": f"r{start + i}", "receiptHandle": f"h{start + i}", "body": b,
+                    "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"}, "messageAttributes": {},
+                    "md5OfBody": "", "eventSource": "aws:sqs", "awsRegion": "eu-west-1",
+                    "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:q"}
+                   for i, b in enumerate(bodies[start : start + batch])]  # fmt: skip
+        events.append({"Records": records})
+    return events
+
+
 def run_deliver(count: int, size: int, port: int, ca_file: str | None) -> dict[str, Any]:
     upstream: dict[str, Any] = {"name": "sink", "host": "127.0.0.1", "port": port}
     if ca_file:
@@ -135,14 +148,7 @@ def run_deliver(count: int, size: int, port: int, ca_file: str | None) -> dict[s
                           dynamodb=stubbed("dynamodb", dynamodb))  # fmt: skip
     handler = app.create_handler(lambda: worker, get_delivery_settings)
     context = lambda_context("mailrelay-deliver")
-    events = []
-    for start in range(0, len(bodies), 10):
-        records = [{"messageId": f"r{start + i}", "receiptHandle": f"h{start + i}", "body": b,
-                    "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"}, "messageAttributes": {},
-                    "md5OfBody": "", "eventSource": "aws:sqs", "awsRegion": "eu-west-1",
-                    "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:q"}
-                   for i, b in enumerate(bodies[start : start + 10])]  # fmt: skip
-        events.append({"Records": records})
+    events = sqs_events(bodies)
     failures = 0
     start_wall, start_time = time.time(), time.perf_counter()
     for event in events:

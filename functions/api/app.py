@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mailrelay import snapstart
 from mailrelay.api.problems import PROBLEM_JSON, Problem, problem_for
+from mailrelay.clients import ClientService
 from mailrelay.errors import MailrelayError, NotFound
 
 if TYPE_CHECKING:
@@ -44,9 +45,11 @@ def build_operations(settings: Settings, services: Services | None = None) -> Ap
     from mailrelay.wiring import Services
 
     services = services or Services(settings)
+    # Only the API remembers clients (for a bounded time); the bridge reads them at every MAIL and DATA end.
+    clients = ClientService(services.clients.store, cache_seconds=settings.api_key_cache_seconds)
     return ApiOperations(
         settings,
-        services.clients,
+        clients,
         services.submissions,
         services.statuses,
         IdempotentRunner(settings.idempotency_table, settings.idempotency_ttl_seconds),

@@ -158,7 +158,27 @@ def test_unauthenticated_request_is_401_before_the_body_is_looked_at(api, queue_
     assert response.status == 401
 
 
-def test_revoked_key_is_401_at_once(api, services, queue_messages):
+def test_revoked_key_is_401_once_the_key_cache_bound_has_passed(api, services, queue_messages):
+    # The API remembers a key's client for MAILRELAY_API_KEY_CACHE_SECONDS (the clock is injected, no sleep)
+    now = [1000.0]
+    api.operations.clients.clock = lambda: now[0]
+    _, key = services.clients.create("temp", ["example.com"])
+    assert api("POST", "/v1/messages", VALID, key=key).status == 202
+    services.clients.store.revoke("temp")
+    now[0] += services.settings.api_key_cache_seconds
+    assert api("POST", "/v1/messages", VALID, key=key).status == 401
+    assert len(queue_messages()) == 1
+
+
+def test_revoked_key_is_401_at_once_without_the_key_cache(aws, queue_messages):
+    import os
+
+    from mailrelay.settings import settings_from
+    from mailrelay.wiring import Services
+    from tests.integration.conftest import Api
+
+    services = Services(settings_from({**os.environ, "MAILRELAY_API_KEY_CACHE_SECONDS": "0"}))
+    api = Api(services)
     _, key = services.clients.create("temp", ["example.com"])
     assert api("POST", "/v1/messages", VALID, key=key).status == 202
     services.clients.store.revoke("temp")

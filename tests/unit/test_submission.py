@@ -14,6 +14,7 @@ from mailrelay.compose import from_smtp
 from mailrelay.errors import InvalidRequest, SenderNotAllowed, TemporarilyUnavailable, Unauthenticated
 from mailrelay.incoming import whole_message
 from mailrelay.models.client import Client
+from mailrelay.ports import StorageError
 from mailrelay.settings import Settings
 from mailrelay.submission import SubmissionService
 from mailrelay.uploads import UploadService, upload_key
@@ -93,6 +94,33 @@ def test_a_batch_item_whose_queue_entry_fails_is_rolled_back_alone(ports) -> Non
     results = service(ports).submit_batch(CLIENT, list(subs))
     assert [type(r).__name__ for r in results] == ["Accepted", "TemporarilyUnavailable", "Accepted"]
     assert sorted(statuses.records) == sorted([subs[0].message_id, subs[2].message_id])
+
+
+def test_a_batch_stores_items_concurrently_and_answers_each_in_order(ports) -> None:
+    # Given a batch larger than the number of items stored at once, one of whose status writes fails
+    from mailrelay.submission import BATCH_STORE_CONCURRENCY
+
+    queue, _, statuses = ports
+    subs = [submission() for _ in range(BATCH_STORE_CONCURRENCY * 2 + 3)]
+    failing = subs[5].message_id
+    real_create = statuses.create
+
+    def create(status):
+        if status.id == failing:
+            raise StorageError("status write failed")
+        real_create(status)
+
+    statuses.create = create
+    # When it is submitted
+    results = service(ports).submit_batch(CLIENT, [InvalidRequest.at("x", "refused"), *subs])
+    # Then every answer is in the caller's order, and the failed item has neither status nor queue message
+    assert isinstance(results[0], InvalidRequest)
+    assert [getattr(r, "id", None) for r in results[1:6]] == [s.message_id for s in subs[:5]]
+    assert isinstance(results[6], TemporarilyUnavailable)
+    assert [r.id for r in results[7:]] == [s.message_id for s in subs[6:]]
+    queued = {m.id for m in queue.sent}
+    assert failing not in queued and failing not in statuses.records
+    assert queued == {s.message_id for s in subs} - {failing} == set(statuses.records)
 
 
 def test_a_key_works_until_it_is_revoked() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from mailrelay.addresses import normalise_allow_entry
@@ -13,6 +15,7 @@ from mailrelay.models.client import Client
 from mailrelay.ports import ClientStore
 
 KEY_PREFIX = "mr_"
+KEY_CACHE_ENTRIES = 1024  # keys remembered at once; the oldest goes first
 
 
 def new_api_key() -> str:
@@ -25,8 +28,20 @@ def hash_key(key: str) -> str:
 
 
 class ClientService:
-    def __init__(self, store: ClientStore) -> None:
+    """``cache_seconds`` > 0: ``authenticate`` remembers an active client found by a key for that long
+    (by ``clock``), so a warm API function does not read the clients table for every request. A key
+    revoked meanwhile keeps working until its entry expires: ``cache_seconds`` bounds that delay. A key
+    that is not found is never remembered (a new key works at once), and ``reauthenticate`` (the bridge's
+    re-check of an open session) always reads the store.
+    """
+
+    def __init__(
+        self, store: ClientStore, *, cache_seconds: float = 0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.store = store
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self._cache: dict[str, tuple[float, Client]] = {}  # key hash -> (expires, client)
 
     def create(
         self, name: str, allow_from: list[str], key: str | None = None, *, retain_content_days: int = 0
@@ -46,10 +61,31 @@ class ClientService:
     def authenticate(self, key: str | None) -> Client:
         if not key or not key.startswith(KEY_PREFIX) or len(key) > 200:
             raise Unauthenticated("a valid API key is required")
-        client = self.store.find_by_key_hash(hash_key(key))
+        key_hash = hash_key(key)
+        cached = self._cached(key_hash)
+        if cached is not None:
+            return cached
+        client = self.store.find_by_key_hash(key_hash)
         if client is None or client.state != "active":
             raise Unauthenticated("the API key is not valid or has been revoked")
+        self._remember(key_hash, client)
         return client
+
+    def _cached(self, key_hash: str) -> Client | None:
+        entry = self._cache.get(key_hash)
+        if entry is None:
+            return None
+        if self.clock() >= entry[0]:
+            del self._cache[key_hash]
+            return None
+        return entry[1]
+
+    def _remember(self, key_hash: str, client: Client) -> None:
+        if self.cache_seconds <= 0:
+            return
+        while len(self._cache) >= KEY_CACHE_ENTRIES:
+            del self._cache[next(iter(self._cache))]
+        self._cache[key_hash] = (self.clock() + self.cache_seconds, client)
 
     def reauthenticate(self, client_id: str, key_hash: str) -> Client:
         """The client an earlier authentication found, if that key still belongs to it and it is active."""

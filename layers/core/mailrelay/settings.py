@@ -46,6 +46,9 @@ class Settings(BaseModel):
     # The SMTP bridge answers a re-sent message (same client, same Message-ID or X-Mailrelay-Idempotency-Key,
     # same content) within this window with the first message's id, and queues nothing. 0: off.
     dedup_window_seconds: int = Field(86400, alias="MAILRELAY_DEDUP_WINDOW_SECONDS", ge=0, le=7 * 86400)
+    # The API function remembers the client an API key found for this long: a revoked key keeps working
+    # in a warm function for at most this many seconds (README, Security). 0: every request reads the table.
+    api_key_cache_seconds: float = Field(5, alias="MAILRELAY_API_KEY_CACHE_SECONDS", ge=0, le=60)
 
 
 class ConfigurationError(RuntimeError):

@@ -11,6 +11,7 @@ import base64
 import logging
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -48,6 +49,7 @@ from mailrelay.suppression.service import SuppressionList
 logger = logging.getLogger(__name__)
 
 SQS_MAX_DELAY = 900  # seconds; later sends are hidden again by the delivery worker until due
+BATCH_STORE_CONCURRENCY = 8  # items of a batch whose storage calls are in flight at once
 
 
 @dataclass(frozen=True)
@@ -244,18 +246,27 @@ class SubmissionService:
 
     def submit_batch(self, client: Client, subs: list[Submission | MailrelayError]) -> list[Accepted | MailrelayError]:
         """Each item succeeds or fails on its own; the queue writes go out 10 at a time."""
-        results: list[Accepted | MailrelayError] = []
-        prepared: dict[int, _Prepared] = {}
+        outcomes: dict[int, Accepted | MailrelayError] = {}
+        checked: dict[int, tuple[Submission, CheckedEnvelope]] = {}
         for i, sub in enumerate(subs):
-            if isinstance(sub, MailrelayError):
-                results.append(sub)
-                continue
             try:
-                envelope = self.check(client, sub)
-                prepared[i] = self._store(client, sub, envelope)
-                results.append(self._accepted(prepared[i]))
+                if isinstance(sub, MailrelayError):
+                    raise sub
+                checked[i] = (sub, self.check(client, sub))
             except MailrelayError as exc:
-                results.append(exc)
+                outcomes[i] = exc
+        prepared: dict[int, _Prepared] = {}
+        # Each item's storage calls (suppression list, payload, status) wait on the network, not the CPU: a
+        # few items at a time. Each status is still written before its queue message (below), as for one.
+        with ThreadPoolExecutor(max_workers=BATCH_STORE_CONCURRENCY) as pool:
+            stored = {i: pool.submit(self._store, client, sub, envelope) for i, (sub, envelope) in checked.items()}
+            for i, future in stored.items():
+                try:
+                    prepared[i] = future.result()
+                    outcomes[i] = self._accepted(prepared[i])
+                except MailrelayError as exc:
+                    outcomes[i] = exc
+        results = [outcomes[i] for i in range(len(subs))]
         indices = [i for i, p in prepared.items() if p.outgoing is not None]
         for start in range(0, len(indices), 10):
             chunk = indices[start : start + 10]
