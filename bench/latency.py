@@ -59,16 +59,17 @@ def _timed(handler: Any, event: dict[str, Any], context: Any, count: int, expect
 
 
 def _api_handler() -> tuple[Any, Any]:
-    from functools import partial
-
+    """The API function as Lambda builds it, over the stubbed clients."""
     from bench.stubs import stubbed_clients
 
     os.environ.setdefault("MAILRELAY_SUPPRESSIONS_TABLE", SUPPRESSIONS_TABLE)
     calls, clients = stubbed_clients()
     import functions.api.app as app
+    from mailrelay.settings import get_settings
+    from mailrelay.wiring import Services
 
-    app.Services = partial(app.Services, **clients)  # type: ignore[attr-defined,assignment]
-    return calls, app.lambda_handler
+    operations = app.build_operations(get_settings(), Services(get_settings(), **clients))
+    return calls, app.create_handler(lambda: operations)
 
 
 def batch_event() -> dict[str, Any]:

@@ -25,7 +25,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mailrelay import snapstart
 from mailrelay.api.problems import PROBLEM_JSON, Problem, problem_for
-from mailrelay.clients import ClientService
 from mailrelay.errors import MailrelayError, NotFound
 
 if TYPE_CHECKING:
@@ -41,6 +40,7 @@ def build_operations(settings: Settings, services: Services | None = None) -> Ap
     """The API's composition root: the core's operations over the adapters ``settings`` names."""
     from mailrelay.api.idempotency import IdempotentRunner
     from mailrelay.api.operations import ApiOperations
+    from mailrelay.clients import ClientService
     from mailrelay.history import MessageHistory
     from mailrelay.wiring import Services
 

@@ -51,3 +51,17 @@ def test_the_bench_drives_the_real_handlers() -> None:
             assert result.get("failures", 0) == 0, result
     finally:
         sink.stop()
+
+
+def test_the_latency_bench_drives_the_api_as_built() -> None:
+    """The API-under-latency workers build the handler as the function does and count its AWS requests."""
+    import json
+
+    from bench.cases import _env
+
+    for case in ("single", "baseline", "batch"):
+        done = subprocess.run([sys.executable, "-m", "bench.latency", case, "--count", "3"], cwd=ROOT, env=_env(),
+                              capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        result = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+        assert result["calls"].get("sqs.SendMessage", 0) + result["calls"].get("sqs.SendMessageBatch", 0) > 0, result
