@@ -298,6 +298,19 @@ def bridge_allocated() -> int:
     return sum(stat.size for stat in snapshot.statistics("filename"))
 
 
+def settled_allocation(seconds: float = 5.0) -> tuple[int, int]:
+    """What the bridge's code holds at the end of the run, and the least of a few samples over ``seconds``:
+    a connection the client dropped mid-handshake is freed only when its handshake times out and the loop
+    runs its callbacks, not at once."""
+    samples: list[int] = []
+    deadline = time.monotonic() + seconds
+    while not samples or time.monotonic() < deadline:
+        gc.collect()
+        samples.append(bridge_allocated())
+        time.sleep(0.25)
+    return samples[0], min(samples)
+
+
 def test_random_sessions_get_valid_replies_and_queue_exactly_what_was_acknowledged(fuzz_target):
     SessionMachine.target = fuzz_target
     SessionMachine.tolerated = []
@@ -316,17 +329,18 @@ def test_random_sessions_get_valid_replies_and_queue_exactly_what_was_acknowledg
         gc.collect()
         baseline = bridge_allocated()
         run_state_machine_as_test(SessionMachine, settings=machine_settings)
-        gc.collect()
-        grown = bridge_allocated() - baseline
+        first, settled = settled_allocation()
+        grown = settled - baseline
     finally:
         tracemalloc.stop()
     assert fuzz_target.released() == []
     leaked = fuzz_target.failed_handshakes if FAILED_HANDSHAKE_LEAKS else 0  # a known finding, until fixed
-    # Room for caches that settle late and for a TLS session or two still closing on a loaded machine (an SSL
-    # protocol object alone holds a 256 KiB read buffer), and, while the leak lasts, a session's worth per
-    # leaked one. A leak of a few KiB per session of the run still exceeds it.
+    # Room for caches that settle late and a TLS session still closing (an SSL protocol object alone holds a
+    # 256 KiB read buffer), and, while the leak lasts, a session's worth per leaked one. A leak of a few KiB
+    # per session of the run still exceeds it.
     allowed = 1024 * 1024 + leaked * 320 * 1024
-    assert grown < allowed, f"{grown} bytes allocated by the bridge's code still held after the run ({leaked} leaked)"
+    assert grown < allowed, (f"{grown} bytes allocated by the bridge's code still held after the run ({leaked} "
+                             f"leaked; {first - baseline} at the end of the run)")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------
